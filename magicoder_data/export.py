@@ -23,6 +23,7 @@ from .store import RunStore
 
 CONFIGS = ("oss-instruct", "sft", "lintseq")
 SHARD_ROWS = 100_000
+WRITE_BATCH = 2_000
 #: Magicoder's system prompt for instruction tuning (src/magicoder/prompt_template.py).
 SFT_SYSTEM = "You are a helpful coding assistant that responds appropriately to user instructions."
 
@@ -63,38 +64,103 @@ def _rows(store: RunStore, config: str) -> Iterator[dict[str, Any]]:
             }
 
 
-def _write(rows: Iterator[dict[str, Any]], folder: Path) -> int:
-    """Parquet shards of at most SHARD_ROWS rows; returns the row count."""
+def _schema(config: str) -> Any:
+    """Fixed column types, so every shard agrees whatever its first rows hold."""
+    import pyarrow as pa
+
+    text, number = pa.string(), pa.int64()
+    if config == "oss-instruct":
+        names = ("lang", "raw_index", "index", "seed", "openai_fingerprint", "problem", "solution")
+        return pa.schema([(n, number if n.endswith("index") else text) for n in names])
+    if config == "sft":
+        message = pa.struct([("role", text), ("content", text)])
+        return pa.schema([("messages", pa.list_(message)), ("lang", text), ("index", number)])
+    return pa.schema(
+        [
+            ("instruction", text),
+            ("program", text),
+            ("language", text),
+            ("edits", pa.list_(text)),
+            ("text", text),
+            ("seed_id", number),
+            ("sample", number),
+        ]
+    )
+
+
+def _write(rows: Iterator[dict[str, Any]], folder: Path, config: str) -> int:
+    """Stream rows into parquet shards of at most SHARD_ROWS rows; returns the row count.
+
+    Rows go out in batches of WRITE_BATCH, so memory holds one batch, not a shard; shards get
+    their `-of-N` names once N is known.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    shards, batch, total = [], [], 0
+    schema = _schema(config)
     folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    writer: pq.ParquetWriter | None = None
+    in_shard = total = 0
+
+    def flush(batch: list[dict[str, Any]]) -> None:
+        nonlocal writer, in_shard
+        if writer is None:
+            written.append(folder / f"shard-{len(written):05d}.parquet")
+            writer = pq.ParquetWriter(written[-1], schema)
+        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+        in_shard += len(batch)
+        if in_shard >= SHARD_ROWS:
+            writer.close()
+            writer, in_shard = None, 0
+
+    batch: list[dict[str, Any]] = []
     for row in rows:
         batch.append(row)
-        if len(batch) == SHARD_ROWS:
-            shards.append(pa.Table.from_pylist(batch))
-            total += len(batch)
+        total += 1
+        if len(batch) == min(WRITE_BATCH, SHARD_ROWS - in_shard):
+            flush(batch)
             batch = []
-    if batch or not shards:
-        shards.append(pa.Table.from_pylist(batch))
-        total += len(batch)
-    for number, table in enumerate(shards):
-        pq.write_table(table, folder / f"train-{number:05d}-of-{len(shards):05d}.parquet")
+    if batch or not written:
+        flush(batch)
+    if writer is not None:
+        writer.close()
+    for number, path in enumerate(written):
+        path.rename(folder / f"train-{number:05d}-of-{len(written):05d}.parquet")
     return total
+
+
+def _check_finished(store: RunStore, configs: list[str]) -> None:
+    """An export of a half-done stage would silently miss rows: say what to resume instead."""
+    if store.stage_status("generate") is None:
+        raise RunError(f"{store.root}: nothing to export yet; run `magicoder-data generate` first")
+    if "lintseq" in configs and store.stage_status("lintseq") is None:
+        raise RunError(f"{store.root}: no LintSeq edits; run `magicoder-data lintseq {store.root}`")
+    for stage in ("generate", "clean", "decontaminate", "lintseq"):
+        status = store.stage_status(stage)
+        if status not in (None, "complete"):
+            raise RunError(
+                f"{store.root}: {stage} has not finished ({status}); resume it with "
+                f"`magicoder-data {stage} {store.root}` before exporting"
+            )
+    for stage, missing in store.behind().items():
+        raise RunError(
+            f"{store.root}: {stage} has not seen {missing:,} newer samples; re-run "
+            f"`magicoder-data {stage} {store.root}` before exporting"
+        )
 
 
 def export(
     store: RunStore, out: Path, configs: list[str], license: str = "other"
 ) -> dict[str, int]:
     """Write the chosen configs and a dataset card into `out`; returns rows per config."""
-    if store.stage_status("generate") is None:
-        raise RunError(f"{store.root}: nothing to export yet; run `magicoder-data generate` first")
-    if "lintseq" in configs and store.stage_status("lintseq") is None:
-        raise RunError(f"{store.root}: no LintSeq edits; run `magicoder-data lintseq {store.root}`")
+    _check_finished(store, configs)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    counts = {config: _write(_rows(store, config), staging / "data" / config) for config in configs}
+    counts = {
+        config: _write(_rows(store, config), staging / "data" / config, config)
+        for config in configs
+    }
     if not any(counts.values()):
         shutil.rmtree(staging)
         raise RunError(

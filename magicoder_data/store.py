@@ -506,6 +506,27 @@ class RunStore:
             self._conn.execute("SELECT COUNT(*) FROM samples WHERE status = 'ok'").fetchone()[0]
         )
 
+    def behind(self) -> dict[str, int]:
+        """Parsed samples that each finished later stage has not seen (more were generated)."""
+        kept = "FROM samples x WHERE x.status = 'ok' AND x.seed_id NOT IN "
+        queries = {
+            "clean": None,
+            "decontaminate": f"SELECT COUNT(*) {kept}{_dropped_by('clean')} "
+            "AND x.seed_id NOT IN (SELECT seed_id FROM similarity)",
+            "lintseq": f"SELECT COUNT(*) {kept}{_dropped_by('clean', 'decontaminate', 'lintseq')} "
+            "AND x.seed_id NOT IN (SELECT seed_id FROM lintseq)",
+        }
+        counts = {}
+        for stage, query in queries.items():
+            if self.stage_status(stage) != "complete":
+                continue
+            if query is None:
+                checked = (self.stage_summary(stage) or {}).get("checked", 0)
+                counts[stage] = self.count_parsed() - checked
+            else:
+                counts[stage] = int(self._conn.execute(query).fetchone()[0])
+        return {stage: n for stage, n in counts.items() if n}
+
     def replace_drops(self, stage: str, drops: Iterable[Drop], summary: dict[str, Any]) -> None:
         """Store a whole stage's drops at once and close the stage."""
         with self.transaction() as conn:

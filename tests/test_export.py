@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import datasets
@@ -57,3 +58,48 @@ def test_export_errors(tmp_path: Path):
     result = run_cli("export", run, "--out", tmp_path / "x", "--config", "alpaca")
     assert result.returncode == 1 and "unknown config 'alpaca'" in result.stderr
     assert json.loads(run_cli("status", run, "--json", check=True).stdout)["stages"]["sample"]
+
+
+def test_export_refuses_unfinished_or_stale_stages(tmp_path: Path):
+    from tests.openai_server import FakeOpenAI
+
+    run, out = tmp_path / "run", tmp_path / "out"
+    run_cli("sample", run, "--source", "bundled", "--mix", "python=4", check=True)
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test-fake-0123456789"}
+    with FakeOpenAI() as server:
+        generate = ("generate", run, "--model", "gpt-4o-mini", "--base-url", server.base_url)
+        run_cli(*generate, "--plain", "--limit", "2", env=env, check=True)
+        result = run_cli("export", run, "--out", out)
+        assert result.returncode == 1
+        assert (
+            f"generate has not finished (running); resume it with `magicoder-data generate {run}`"
+            in result.stderr
+        )
+        run_cli("clean", run, "--min-problem", "0", check=True)
+        run_cli(*generate, "--plain", env=env, check=True)
+    result = run_cli("export", run, "--out", out)
+    assert result.returncode == 1 and "clean has not seen 2 newer samples" in result.stderr
+    assert not out.exists()
+    run_cli("clean", run, "--min-problem", "0", check=True)
+    assert "oss-instruct 4 rows" in run_cli("export", run, "--out", out, check=True).stdout
+
+
+def test_shards_stream_in_batches_and_keep_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import pyarrow.parquet as pq
+
+    from magicoder_data import export
+
+    monkeypatch.setattr(export, "SHARD_ROWS", 5)
+    monkeypatch.setattr(export, "WRITE_BATCH", 2)
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}], "lang": "python", "index": i}
+        for i in range(12)
+    ]
+    assert export._write(iter(rows), tmp_path, "sft") == 12
+    shards = sorted(tmp_path.glob("*.parquet"))
+    assert [p.name for p in shards] == [f"train-{k:05d}-of-00003.parquet" for k in range(3)]
+    assert [pq.read_metadata(p).num_rows for p in shards] == [5, 5, 2]
+    table = pq.read_table(tmp_path)
+    assert table.column("index").to_pylist() == list(range(12))
+    assert export._write(iter([]), tmp_path / "empty", "lintseq") == 0
+    assert pq.read_table(tmp_path / "empty").schema.names[:2] == ["instruction", "program"]
