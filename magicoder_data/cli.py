@@ -567,21 +567,14 @@ def lintseq(
     out.print(f"lintseq: {detail} -> {where}", highlight=False, soft_wrap=True)
 
 
-@app.command()
-def export(
-    run: RunArg,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (replaced).")],
-    config: Annotated[
-        str, typer.Option(help="oss-instruct, sft, lintseq or all (comma-separated).")
-    ] = "oss-instruct,sft",
-    license: Annotated[str, typer.Option(help="Licence in the dataset card.")] = "other",
-) -> None:
-    """Write a Hub-ready dataset folder: parquet shards per config and a dataset card.
+ConfigsOpt = Annotated[
+    str, typer.Option("--config", help="oss-instruct, sft, lintseq or all (comma-separated).")
+]
+LicenseOpt = Annotated[str, typer.Option(help="Licence in the dataset card.")]
 
-    Example: magicoder-data export runs/demo --out dataset/ --config all
-    """
+
+def _configs(config: str) -> list[str]:
     from .export import CONFIGS
-    from .export import export as run_export
 
     names = (
         list(CONFIGS) if config == "all" else [c.strip() for c in config.split(",") if c.strip()]
@@ -591,13 +584,66 @@ def export(
         raise ConfigError(
             f"unknown config {unknown[0] if unknown else ''!r}; use {', '.join(CONFIGS)} or all"
         )
+    return names
+
+
+def _rows(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {rows:,} rows" for name, rows in counts.items())
+
+
+@app.command()
+def export(
+    run: RunArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (replaced).")],
+    config: ConfigsOpt = "oss-instruct,sft",
+    license: LicenseOpt = "other",
+) -> None:
+    """Write a Hub-ready dataset folder: parquet shards per config and a dataset card.
+
+    Example: magicoder-data export runs/demo --out dataset/ --config all
+    """
+    from .export import export as run_export
+
+    names = _configs(config)
     with _open_existing(run) as store:
         counts = run_export(store, out_dir, names, license)
-    detail = ", ".join(f"{name} {rows:,} rows" for name, rows in counts.items())
-    out.print(f"export: {detail} -> {out_dir}", highlight=False, soft_wrap=True)
+    out.print(f"export: {_rows(counts)} -> {out_dir}", highlight=False, soft_wrap=True)
 
 
-PIPELINE = ("sample", "generate", "clean", "decontaminate", "lintseq", "export")
+@app.command()
+def push(
+    run: RunArg,
+    repo_id: Annotated[str, typer.Option(help="Hub dataset repo, ORG/NAME (created if new).")],
+    private: Annotated[bool, typer.Option(help="Make the repo private.")] = False,
+    revision: Annotated[
+        str | None, typer.Option(help="Branch to push to (created from main if new).")
+    ] = None,
+    config: ConfigsOpt = "oss-instruct,sft",
+    license: LicenseOpt = "other",
+) -> None:
+    """Export the run and upload it to a Hub dataset repo; pushing again updates it in place.
+
+    The token comes from HF_TOKEN or `hf auth login`.
+
+    Example: magicoder-data push runs/demo --repo-id my-org/oss-instruct-75k --private
+    """
+    from .export import push as run_push
+
+    names = _configs(config)
+    with _open_existing(run) as store:
+        result = run_push(
+            store, repo_id, names, private=private, revision=revision, license=license
+        )
+    state = "pushed" if result["changed"] else "unchanged, nothing pushed"
+    out.print(
+        f"push: {_rows(result['rows'])} {state} -> {result['url']} "
+        f"(commit {result['commit'][:12]})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+PIPELINE = ("sample", "generate", "clean", "decontaminate", "lintseq", "export", "push")
 
 
 @app.command("run")
@@ -607,7 +653,7 @@ def run_pipeline(
     """Run the whole pipeline from one config; each stage resumes and is skipped when complete.
 
     Sections take the options of the stage's command (`sample`, `generate`, `clean`,
-    `decontaminate`, `lintseq`, `export`); a stage without a section does not run.
+    `decontaminate`, `lintseq`, `export`, `push`); a stage without a section does not run.
 
     Example: magicoder-data run examples/oss-instruct-75k.yaml
     """
@@ -634,6 +680,7 @@ def run_pipeline(
         "decontaminate": decontaminate,
         "lintseq": lintseq,
         "export": export,
+        "push": push,
     }
     calls = []
     for stage in PIPELINE:
@@ -681,6 +728,13 @@ def status(
     out.print(f"run {report['run']}", highlight=False)
     if not report["stages"]:
         out.print("no stage has run yet")
+    for pushed in report["pushes"][-1:]:
+        out.print(
+            f"pushed {len(report['pushes'])} time(s); last to {pushed['repo_id']}@"
+            f"{pushed['revision']} (commit {pushed['commit_oid'][:12]}, {pushed['pushed_at']})",
+            highlight=False,
+            soft_wrap=True,
+        )
     for stage, info in report["stages"].items():
         out.print(f"\n[bold]{stage}[/bold]: {info['status']}")
         rows, docs = info.get("rows", {}), info["documents"]

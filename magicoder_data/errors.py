@@ -8,7 +8,8 @@ prints its message on one line and exits 1, so user errors never show a tracebac
     ├── SourceError        a seed source that is missing, unreachable or corrupt
     ├── RunError           a run directory that cannot be used as asked
     │   └── RunMismatchError   RUN was started with a different config
-    └── ProviderError      the LLM provider refuses the whole run (bad key, unknown model)
+    ├── ProviderError      the LLM provider refuses the whole run (bad key, unknown model)
+    └── HubError           the Hugging Face Hub refuses a push (no token, no rights, offline)
 
 Messages say what to do next, and never contain secrets.
 """
@@ -38,3 +39,7 @@ class RunMismatchError(RunError):
 
 class ProviderError(MagicoderDataError):
     """An LLM provider answer that no retry can fix and that every request would get."""
+
+
+class HubError(MagicoderDataError):
+    """A push the Hugging Face Hub refused or could not be reached for."""

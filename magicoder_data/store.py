@@ -138,6 +138,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        "005_pushes",
+        """
+        CREATE TABLE pushes (
+            id INTEGER PRIMARY KEY,
+            repo_id TEXT NOT NULL,
+            revision TEXT NOT NULL,
+            commit_oid TEXT NOT NULL,
+            commit_url TEXT NOT NULL,
+            rows TEXT NOT NULL,
+            changed INTEGER NOT NULL,
+            pushed_at TEXT NOT NULL
+        )
+        """,
+    ),
 ]
 
 #: Columns of `samples` a stage writes (all but the timestamp).
@@ -637,6 +652,31 @@ class RunStore:
             "SELECT stage, language, reason, item, detail FROM drops ORDER BY rowid"
         )
 
+    # -- pushes to the Hub ---------------------------------------------------------------------
+
+    def record_push(
+        self,
+        repo_id: str,
+        revision: str,
+        commit: tuple[str, str],
+        rows: dict[str, int],
+        changed: bool,
+    ) -> None:
+        """Remember where the run was published: commit (oid, url) and rows per config."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO pushes (repo_id, revision, commit_oid, commit_url, rows, changed, "
+                "pushed_at) VALUES (?,?,?,?,?,?,?)",
+                (repo_id, revision, *commit, json.dumps(rows), int(changed), _now()),
+            )
+
+    def pushes(self) -> list[dict[str, Any]]:
+        """Every push of this run, oldest first."""
+        rows = list(self._query("SELECT * FROM pushes ORDER BY id"))
+        for row in rows:
+            row["rows"], row["changed"] = json.loads(row["rows"]), bool(row["changed"])
+        return rows
+
     def status(self) -> dict[str, Any]:
         """Counts per stage: status, rows per language, drops per language and reason."""
         stages: dict[str, Any] = {}
@@ -665,7 +705,7 @@ class RunStore:
             stages["sample"]["rows"] = seeds or pool
         if "generate" in stages:
             stages["generate"].update(self._generate_status())
-        return {"run": str(self.root), "stages": stages}
+        return {"run": str(self.root), "stages": stages, "pushes": self.pushes()}
 
     def _generate_status(self) -> dict[str, Any]:
         rows: dict[str, int] = {}

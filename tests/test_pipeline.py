@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import datasets
 
 from tests.conftest import run_cli
+from tests.hub_server import FakeHub
 from tests.openai_server import FakeOpenAI
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "oss-instruct-75k.yaml"
@@ -36,13 +36,17 @@ lintseq:
 export:
   out: {tmp_path / "dataset"}
   config: all
+push:
+  repo_id: demo-org/pipeline
+  config: all
 """)
     return path
 
 
 def test_the_whole_pipeline_from_one_config_then_nothing_to_redo(tmp_path: Path):
-    env = {**os.environ, "OPENAI_API_KEY": "sk-test-pipeline-0123456789"}
-    with FakeOpenAI() as server:
+    with FakeOpenAI() as server, FakeHub(token="hf_test_pipeline") as hub:
+        env = hub.env(tmp_path / "hf-home", "hf_test_pipeline")
+        env["OPENAI_API_KEY"] = "sk-test-pipeline-0123456789"
         path = config(tmp_path, server.base_url)
         first = run_cli("run", path, env=env)
         assert first.returncode == 0, first.stderr
@@ -50,6 +54,7 @@ def test_the_whole_pipeline_from_one_config_then_nothing_to_redo(tmp_path: Path)
         again = run_cli("run", path, env=env)
         assert again.returncode == 0, again.stderr
         assert len(server.requests) == sent == 6  # the second run sent nothing
+        assert len(hub.commits) == 1 and len(hub.commits[0].added) == 4  # card + 3 configs
     cache = tmp_path / "hf-cache"  # offline, datasets may reuse a same-named folder's cache
     assert (
         len(datasets.load_dataset(str(tmp_path / "dataset"), split="train", cache_dir=cache)) == 4
