@@ -5,7 +5,15 @@ The public surface is what ``__all__`` lists; everything else may change between
 
 from .config import SampleConfig
 from .corpus import bundled_corpus, open_source
-from .errors import ConfigError, MagicoderDataError, RunError, RunMismatchError, SourceError
+from .errors import (
+    ConfigError,
+    HubError,
+    MagicoderDataError,
+    ProviderError,
+    RunError,
+    RunMismatchError,
+    SourceError,
+)
 from .languages import LANGUAGES, MAGICODER_MIX
 from .records import Document, Drop, Seed
 from .seeds import LanguageReport, sample
@@ -19,8 +27,10 @@ __all__ = [
     "ConfigError",
     "Document",
     "Drop",
+    "HubError",
     "LanguageReport",
     "MagicoderDataError",
+    "ProviderError",
     "RunError",
     "RunMismatchError",
     "RunStore",
