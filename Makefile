@@ -46,6 +46,7 @@ demo: $(LOCAL_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_sample.py
+	$(BIN)/python bench/bench_export.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_RUN) .pytest_cache .ruff_cache .mypy_cache
