@@ -212,6 +212,8 @@ def push(
     hub_logger = logging.getLogger("huggingface_hub")
     level = hub_logger.level
     hub_logger.setLevel(logging.ERROR)  # we report "unchanged" ourselves
+    for stale in store.root.glob(".push-*"):  # left by a push that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     try:
         with tempfile.TemporaryDirectory(prefix=".push-", dir=store.root) as tmp:
             rows = export(store, Path(tmp) / "dataset", configs, license)

@@ -96,6 +96,12 @@ def test_push_errors_say_what_to_do(generated: Path, tmp_path: Path):
         result = run_cli("push", generated, "--repo-id", REPO, env=offline)
         assert result.returncode == 1 and "HF_HUB_OFFLINE is set" in result.stderr
         assert hub.commits == [] and "Traceback" not in result.stderr
+        (tmp_path / "hf-home").mkdir(exist_ok=True)  # the token `hf auth login` stores
+        (tmp_path / "hf-home" / "token").write_text(TOKEN)
+        (generated / ".push-stale").mkdir()
+        result = run_cli("push", generated, "--repo-id", REPO, env=hub_env(hub, tmp_path, None))
+        assert result.returncode == 0, result.stderr
+        assert len(hub.commits) == 1 and not (generated / ".push-stale").exists()
     result = run_cli("push", generated, "--repo-id", REPO, env=hub_env(hub, tmp_path))
     assert result.returncode == 1 and "cannot reach the Hub at" in result.stderr
     assert not list(generated.glob(".push-*"))
