@@ -44,7 +44,8 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-RunArg = Annotated[Path, typer.Argument(help="Run directory (created when new).")]
+NewRunArg = Annotated[Path, typer.Argument(help="Run directory (created when new).")]
+RunArg = Annotated[Path, typer.Argument(help="Run directory, made by `magicoder-data sample`.")]
 
 DUMPABLE = {
     "seeds": RunStore.iter_seeds,
@@ -60,7 +61,7 @@ def _open_existing(run: Path) -> RunStore:
 
 @app.command()
 def sample(
-    run: RunArg,
+    run: NewRunArg,
     source: Annotated[
         str | None,
         typer.Option(help="`bundled`, a Hub dataset (bigcode/starcoderdata), a folder or a tree."),
