@@ -102,6 +102,10 @@ def test_push_errors_say_what_to_do(generated: Path, tmp_path: Path):
         result = run_cli("push", generated, "--repo-id", REPO, env=hub_env(hub, tmp_path, None))
         assert result.returncode == 0, result.stderr
         assert len(hub.commits) == 1 and not (generated / ".push-stale").exists()
+        assert not hub.repos[REPO].private
+        private = ("push", generated, "--repo-id", REPO, "--private")
+        assert "unchanged" in run_cli(*private, env=hub_env(hub, tmp_path), check=True).stdout
+        assert hub.repos[REPO].private  # an existing public repo is made private too
     result = run_cli("push", generated, "--repo-id", REPO, env=hub_env(hub, tmp_path))
     assert result.returncode == 1 and "cannot reach the Hub at" in result.stderr
     assert not list(generated.glob(".push-*"))
