@@ -16,12 +16,16 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, HubError, RunError
 from .local import LOCAL_MODEL
 from .store import RunStore
+
+if TYPE_CHECKING:
+    from huggingface_hub.errors import HfHubHTTPError
 
 CONFIGS = ("oss-instruct", "sft", "lintseq")
 SHARD_ROWS = 100_000
@@ -191,7 +195,7 @@ def push(
     comes from HF_TOKEN or `hf auth login`, never from options, so it stays out of shell history.
     """
     from huggingface_hub import HfApi, constants, get_token
-    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, HTTPError
+    from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
     try:
@@ -209,14 +213,12 @@ def push(
         )
     _check_finished(store, configs)
     api = HfApi(token=token)
-    hub_logger = logging.getLogger("huggingface_hub")
-    level = hub_logger.level
-    hub_logger.setLevel(logging.ERROR)  # we report "unchanged" ourselves
     for stale in store.root.glob(".push-*"):  # left by a push that was killed
         shutil.rmtree(stale, ignore_errors=True)
-    try:
-        with tempfile.TemporaryDirectory(prefix=".push-", dir=store.root) as tmp:
-            rows = export(store, Path(tmp) / "dataset", configs, license)
+    with tempfile.TemporaryDirectory(prefix=".push-", dir=store.root) as tmp:
+        folder = Path(tmp) / "dataset"
+        rows = export(store, folder, configs, license)
+        with _hub_errors(repo_id, token, api.endpoint):
             api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
             if revision:
                 api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
@@ -225,28 +227,43 @@ def push(
                 api.update_repo_settings(repo_id, private=True, repo_type="dataset")
             info = api.upload_folder(
                 repo_id=repo_id,
-                folder_path=Path(tmp) / "dataset",
+                folder_path=folder,
                 repo_type="dataset",
                 revision=revision,
                 commit_message=f"magicoder-data push of {store.root.name}: "
                 + ", ".join(f"{name} {n:,} rows" for name, n in rows.items()),
                 delete_patterns=["data/**"],
             )
-    except HfHubHTTPError as exc:
-        raise HubError(_refusal(exc, repo_id).replace(token, "***")) from None
-    except ValueError as exc:  # the Hub's YAML check of the card (our bug, not the user's)
-        raise HubError(f"the Hub rejected the dataset card: {' '.join(str(exc).split())}") from None
-    except HTTPError as exc:
-        raise HubError(f"cannot reach the Hub at {api.endpoint} ({type(exc).__name__})") from None
-    finally:
-        hub_logger.setLevel(level)
     changed = info.oid != before.sha
     store.record_push(repo_id, revision or "main", (info.oid, info.commit_url), rows, changed)
     where = f"{api.endpoint}/datasets/{repo_id}" + (f"/tree/{revision}" if revision else "")
     return {"url": where, "commit": info.oid, "changed": changed, "rows": rows}
 
 
-def _refusal(exc: Any, repo_id: str) -> str:
+@contextmanager
+def _hub_errors(repo_id: str, token: str, endpoint: str) -> Iterator[None]:
+    """Hub failures as one-line HubErrors that say what to do; the token never shows."""
+    from huggingface_hub.errors import HfHubHTTPError, HTTPError
+
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)  # push reports "unchanged" itself
+    try:
+        yield
+    except HfHubHTTPError as exc:
+        raise HubError(_refusal(exc, repo_id).replace(token, "***")) from None
+    except ValueError as exc:
+        if not str(exc).startswith("Invalid metadata in README.md"):
+            raise
+        detail = " ".join(str(exc).split())
+        raise HubError(f"the Hub rejected the dataset card: {detail}") from None
+    except HTTPError as exc:
+        raise HubError(f"cannot reach the Hub at {endpoint} ({type(exc).__name__})") from None
+    finally:
+        hub_logger.setLevel(level)
+
+
+def _refusal(exc: HfHubHTTPError, repo_id: str) -> str:
     """One line on why the Hub said no, and what to do about it."""
     status = exc.response.status_code
     if status == 401:

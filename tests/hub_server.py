@@ -30,6 +30,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+#: A few of the licence identifiers the Hub accepts (it checks against its full list).
+LICENSES = {"apache-2.0", "mit", "bsd-3-clause", "cc-by-4.0", "cc-by-sa-4.0", "odc-by", "other"}
 SIZE_CATEGORIES = {"n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M"}
 GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
 
@@ -230,6 +232,8 @@ def _card_errors(card: str) -> list[str]:
         return ["metadata is not a mapping"]
     sizes = meta.get("size_categories", [])
     errors = [f"unknown size category {c!r}" for c in sizes if c not in SIZE_CATEGORIES]
+    if meta.get("license") not in LICENSES:
+        errors.append(f'"license" must be a known licence identifier, not {meta.get("license")!r}')
     for config in meta.get("configs", []):
         if not isinstance(config.get("config_name"), str) or not config.get("data_files"):
             errors.append(f"config {config!r} needs config_name and data_files")

@@ -96,6 +96,10 @@ def test_push_errors_say_what_to_do(generated: Path, tmp_path: Path):
         result = run_cli("push", generated, "--repo-id", REPO, env=offline)
         assert result.returncode == 1 and "HF_HUB_OFFLINE is set" in result.stderr
         assert hub.commits == [] and "Traceback" not in result.stderr
+        licence = ("push", generated, "--repo-id", REPO, "--license", "my-own")
+        result = run_cli(*licence, env=hub_env(hub, tmp_path))
+        assert result.returncode == 1 and "the Hub rejected the dataset card" in result.stderr
+        assert "'my-own'" in result.stderr and hub.commits == []
         (tmp_path / "hf-home").mkdir(exist_ok=True)  # the token `hf auth login` stores
         (tmp_path / "hf-home" / "token").write_text(TOKEN)
         (generated / ".push-stale").mkdir()
