@@ -33,7 +33,7 @@ test: lint
 
 # The main job end to end on the bundled corpus with the embedded local model (no API key).
 demo: $(LOCAL_STAMP)
-	rm -rf $(DEMO_RUN) $(DEMO_RUN)-dataset $(DEMO_RUN)-audit
+	rm -rf $(DEMO_RUN) $(DEMO_RUN)-dataset $(DEMO_RUN)-audit $(DEMO_RUN)-analysis.ipynb
 	$(BIN)/magicoder-data sample $(DEMO_RUN) --source bundled --mix $(DEMO_MIX)
 	env -u OPENAI_API_KEY -u OPENAI_BASE_URL $(BIN)/magicoder-data generate $(DEMO_RUN) --plain
 	$(BIN)/magicoder-data clean $(DEMO_RUN) --min-problem 20 --min-solution 10
@@ -42,11 +42,15 @@ demo: $(LOCAL_STAMP)
 	$(BIN)/magicoder-data status $(DEMO_RUN)
 	$(BIN)/magicoder-data export $(DEMO_RUN) --out $(DEMO_RUN)-dataset --config all
 	$(BIN)/magicoder-data audit $(DEMO_RUN) --benchmarks humaneval --report $(DEMO_RUN)-audit
-	@echo "dataset: $(DEMO_RUN)-dataset/  audit report: $(DEMO_RUN)-audit/report.html"
+	MAGICODER_RUN=$(CURDIR)/$(DEMO_RUN) HF_HUB_OFFLINE=1 $(BIN)/jupyter execute \
+		notebooks/analysis.ipynb --output=../$(DEMO_RUN)-analysis
+	@echo "dataset: $(DEMO_RUN)-dataset/  audit report: $(DEMO_RUN)-audit/report.html" \
+		" analysis: $(DEMO_RUN)-analysis.ipynb"
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_sample.py
 	$(BIN)/python bench/bench_export.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_RUN) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(DEMO_RUN) $(DEMO_RUN)-dataset $(DEMO_RUN)-audit $(DEMO_RUN)-analysis.ipynb
+	rm -rf .pytest_cache .ruff_cache .mypy_cache
