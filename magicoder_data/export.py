@@ -30,6 +30,20 @@ if TYPE_CHECKING:
 CONFIGS = ("oss-instruct", "sft", "lintseq")
 SHARD_ROWS = 100_000
 WRITE_BATCH = 2_000
+#: What the card asks users to cite: the method (and LintSeq's when its config is exported).
+MAGICODER_BIBTEX = """@inproceedings{wei2024magicoder,
+  title={Magicoder: Empowering Code Generation with {OSS-Instruct}},
+  author={Wei, Yuxiang and Wang, Zhe and Liu, Jiawei and Ding, Yifeng and Zhang, Lingming},
+  booktitle={Proceedings of the 41st International Conference on Machine Learning},
+  year={2024}
+}"""
+LINTSEQ_BIBTEX = """@misc{piterbarg2024lintseq,
+  title={Training Language Models on Synthetic Edit Sequences Improves Code Synthesis},
+  author={Piterbarg, Ulyana and Pinto, Lerrel and Fergus, Rob},
+  year={2024},
+  eprint={2410.02749},
+  archivePrefix={arXiv}
+}"""
 #: Magicoder's system prompt for instruction tuning (src/magicoder/prompt_template.py).
 SFT_SYSTEM = "You are a helpful coding assistant that responds appropriately to user instructions."
 
@@ -157,9 +171,16 @@ def _check_finished(store: RunStore, configs: list[str]) -> None:
 
 
 def export(
-    store: RunStore, out: Path, configs: list[str], license: str = "other"
+    store: RunStore,
+    out: Path,
+    configs: list[str],
+    license: str = "other",
+    repo_id: str | None = None,
 ) -> dict[str, int]:
-    """Write the chosen configs and a dataset card into `out`; returns rows per config."""
+    """Write the chosen configs and a dataset card into `out`; returns rows per config.
+
+    `repo_id` is where the folder is going, for the card's loading example (default: `out`).
+    """
     _check_finished(store, configs)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -172,7 +193,9 @@ def export(
         raise RunError(
             f"{store.root}: no sample survived generation and cleaning; nothing to export"
         )
-    (staging / "README.md").write_text(card(store, counts, license), encoding="utf-8")
+    (staging / "README.md").write_text(
+        card(store, counts, license, repo_id or str(out)), encoding="utf-8"
+    )
     if out.exists():
         shutil.rmtree(out)
     staging.replace(out)
@@ -217,7 +240,7 @@ def push(
         shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=".push-", dir=store.root) as tmp:
         folder = Path(tmp) / "dataset"
-        rows = export(store, folder, configs, license)
+        rows = export(store, folder, configs, license, repo_id)
         with _hub_errors(repo_id, token, api.endpoint):
             api.create_repo(repo_id, repo_type="dataset", private=private or None, exist_ok=True)
             if revision:
@@ -292,7 +315,7 @@ def _size_category(rows: int) -> str:
     return "1M<n<10M"
 
 
-def card(store: RunStore, counts: dict[str, int], license: str) -> str:
+def card(store: RunStore, counts: dict[str, int], license: str, where: str) -> str:
     """The dataset card: YAML metadata the Hub reads, then the run's provenance."""
     status = store.status()["stages"]
     configs = [
@@ -383,4 +406,23 @@ def card(store: RunStore, counts: dict[str, int], license: str) -> str:
             lines.append("- no sample was flagged")
     else:
         lines.append("Not decontaminated: run `magicoder-data decontaminate` before exporting.")
+    first, *others = counts
+    lines += [
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f'train = load_dataset("{where}", split="train")  # {first}',
+        *(f'{name} = load_dataset("{where}", "{name}", split="train")' for name in others),
+        "```",
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        MAGICODER_BIBTEX,
+        *(["", LINTSEQ_BIBTEX] if "lintseq" in counts else []),
+        "```",
+    ]
     return "\n".join(lines) + "\n"

@@ -44,6 +44,8 @@ def test_export_loads_with_datasets_and_has_a_card(generated: Path, tmp_path: Pa
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and "config_name: oss-instruct" in card
     assert "gpt-4o-mini" in card and "fp_fake" in card and "unparsable" in card
+    assert f'load_dataset("{out}", "lintseq", split="train")' in card
+    assert "@inproceedings{wei2024magicoder" in card and "2410.02749" in card
     assert "sk-test-export" not in card
     for path in out.rglob("*"):
         if path.is_file():

@@ -41,8 +41,11 @@ def test_push_uploads_exactly_the_export_and_updates_in_place(generated: Path, t
         run_cli("export", generated, "--out", exported, check=True)
         remote = hub.files(REPO)
         assert set(remote) == {".gitattributes", "README.md", *shards}
-        for path in [*shards, "README.md"]:
+        for path in shards:
             assert remote[path] == (exported / path).read_bytes(), path
+        card = remote["README.md"].decode()
+        assert card == (exported / "README.md").read_text().replace(str(exported), REPO)
+        assert f'sft = load_dataset("{REPO}", "sft", split="train")' in card
         loaded = tmp_path / "loaded"
         for path, data in remote.items():
             (loaded / path).parent.mkdir(parents=True, exist_ok=True)
