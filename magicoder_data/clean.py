@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from .errors import RunError
 from .languages import LANGUAGES
 from .records import Drop
-from .store import RunStore
+from .store import RunStore, reason_totals
 from .syntax import has_errors
 
 STAGE = "clean"
@@ -238,7 +238,4 @@ def clean(store: RunStore, config: CleanConfig) -> Counter[str]:
     if store.stage_status(STAGE) != "complete" or checked != store.count_parsed():
         drops = clean_samples(store.parsed_samples(), config)
         store.replace_drops(STAGE, drops, summary={"checked": store.count_parsed()})
-    totals: Counter[str] = Counter()
-    for reasons in store.status()["stages"][STAGE]["drops"].values():
-        totals.update(reasons)
-    return totals
+    return reason_totals(store.status()["stages"][STAGE])

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, HubError, RunError
 from .local import LOCAL_MODEL
-from .store import RunStore
+from .store import RunStore, reason_totals
 
 if TYPE_CHECKING:
     from huggingface_hub.errors import HfHubHTTPError
@@ -303,6 +303,20 @@ def _refusal(exc: HfHubHTTPError, repo_id: str) -> str:
     return f"the Hub answered {status} for {repo_id}: {detail.strip()}"
 
 
+def _table(funnel: dict[str, dict[str, int]]) -> list[str]:
+    """A Markdown table of rows per language and stage, with a total row."""
+    columns = next(iter(funnel.values()), {})
+    total = {c: sum(row[c] for row in funnel.values()) for c in columns}
+    return [
+        "| language | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+        *(
+            f"| {language} | " + " | ".join(f"{n:,}" for n in row.values()) + " |"
+            for language, row in [*funnel.items(), ("**total**", total)]
+        ),
+    ]
+
+
 def _size_category(rows: int) -> str:
     for limit, name in (
         (1_000, "n<1K"),
@@ -378,18 +392,18 @@ def card(store: RunStore, counts: dict[str, int], license: str, where: str) -> s
         f"{generation.get('completion_tokens', 0):,} completion; "
         f"cost US${generation.get('cost_usd', 0):,.4f}",
         "",
-        "## Counts and drops at every stage",
+        "## Counts at every stage",
         "",
-        "| stage | language | kept | dropped (reason: count) |",
-        "|---|---|---|---|",
+        *_table(store.funnel()),
+        "",
+        "Dropped, by stage and reason:",
+        "",
+        "| stage | reason | count |",
+        "|---|---|---|",
     ]
     for stage, info in status.items():
-        for language in sorted(set(info.get("rows", {})) | set(info.get("drops", {}))):
-            drops = ", ".join(f"{r}: {n:,}" for r, n in info["drops"].get(language, {}).items())
-            lines.append(
-                f"| {stage} | {language} | {info.get('rows', {}).get(language, '')} | "
-                f"{drops or '-'} |"
-            )
+        totals = sorted(reason_totals(info).items())
+        lines += [f"| {stage} | {reason} | {n:,} |" for reason, n in totals]
     lines += ["", "## Decontamination", ""]
     decontam = store.stage_config("decontaminate")
     if decontam:
@@ -397,12 +411,9 @@ def card(store: RunStore, counts: dict[str, int], license: str, where: str) -> s
             f"Benchmarks `{decontam['benchmarks']}`, methods {', '.join(decontam['methods'])} "
             f"(n-gram {decontam['ngram']}, TF-IDF threshold {decontam['threshold']})."
         )
-        totals: dict[str, int] = {}
-        for reasons in status["decontaminate"]["drops"].values():
-            for reason, n in reasons.items():
-                totals[reason] = totals.get(reason, 0) + n
-        lines += [f"- {reason}: {n:,} samples removed" for reason, n in sorted(totals.items())]
-        if not totals:
+        removed = sorted(reason_totals(status["decontaminate"]).items())
+        lines += [f"- {reason}: {n:,} samples removed" for reason, n in removed]
+        if not removed:
             lines.append("- no sample was flagged")
     else:
         lines.append("Not decontaminated: run `magicoder-data decontaminate` before exporting.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -222,6 +223,14 @@ def _dicts(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
     names = [c[0] for c in cursor.description]
     for row in cursor:
         yield dict(zip(names, row, strict=True))
+
+
+def reason_totals(stage_status: dict[str, Any]) -> Counter[str]:
+    """A stage's drops (from `RunStore.status`) summed over languages: reason -> count."""
+    totals: Counter[str] = Counter()
+    for reasons in stage_status.get("drops", {}).values():
+        totals.update(reasons)
+    return totals
 
 
 def _now() -> str:
@@ -706,6 +715,30 @@ class RunStore:
         if "generate" in stages:
             stages["generate"].update(self._generate_status())
         return {"run": str(self.root), "stages": stages, "pushes": self.pushes()}
+
+    def funnel(self) -> dict[str, dict[str, int]]:
+        """Per language, what is left after each stage that ran: seeds, parsed, cleaned, ..."""
+        ok = "FROM samples x JOIN seeds s ON s.id = x.seed_id WHERE x.status = 'ok'"
+        queries = {
+            "seeds": ("sample", "SELECT language, COUNT(*) FROM seeds GROUP BY 1"),
+            "parsed": ("generate", f"SELECT s.language, COUNT(*) {ok} GROUP BY 1"),
+            "cleaned": (
+                "clean",
+                f"SELECT s.language, COUNT(*) {ok} AND x.seed_id NOT IN "
+                f"{_dropped_by('clean')} GROUP BY 1",
+            ),
+            "decontaminated": (
+                "decontaminate",
+                f"SELECT s.language, COUNT(*) {ok} AND x.seed_id NOT IN "
+                f"{_dropped_by('clean', 'decontaminate')} GROUP BY 1",
+            ),
+        }
+        columns = {c: sql for c, (stage, sql) in queries.items() if self.stage_status(stage)}
+        languages: dict[str, dict[str, int]] = {}
+        for column, sql in columns.items():
+            for language, count in self._conn.execute(sql):
+                languages.setdefault(language, dict.fromkeys(columns, 0))[column] = count
+        return dict(sorted(languages.items()))
 
     def _generate_status(self) -> dict[str, Any]:
         rows: dict[str, int] = {}

@@ -43,7 +43,8 @@ def test_export_loads_with_datasets_and_has_a_card(generated: Path, tmp_path: Pa
     assert len(edits) == 8 and edits[0]["text"] == "<|diff|>".join(edits[0]["edits"])
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and "config_name: oss-instruct" in card
-    assert "gpt-4o-mini" in card and "fp_fake" in card and "unparsable" in card
+    assert "gpt-4o-mini" in card and "fp_fake" in card and "| generate | unparsable | 1 |" in card
+    assert "| language | seeds | parsed |\n" in card and "| **total** | 8 | 7 |" in card
     assert f'load_dataset("{out}", "lintseq", split="train")' in card
     assert "@inproceedings{wei2024magicoder" in card and "2410.02749" in card
     assert "sk-test-export" not in card

@@ -8,14 +8,13 @@ evidence stays in the `contamination` table.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from itertools import groupby
 from typing import Any
 
 from ..errors import RunError
 from ..records import Drop
-from ..store import RunStore
+from ..store import RunStore, reason_totals
 from .benchmarks import BenchmarkItem
 from .methods import METHODS, Match, Scanner, Settings
 
@@ -59,10 +58,7 @@ def decontaminate(
         if progress:
             progress(done)
     store.finish_stage(STAGE, {})
-    totals: Counter[str] = Counter()
-    for reasons in store.status()["stages"][STAGE]["drops"].values():
-        totals.update(reasons)
-    return dict(totals)
+    return dict(reason_totals(store.status()["stages"][STAGE]))
 
 
 def _drop(seed_id: int, language: str, matches: list[Match]) -> Drop:
