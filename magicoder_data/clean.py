@@ -233,9 +233,8 @@ def clean(store: RunStore, config: CleanConfig) -> Counter[str]:
     if store.stage_status("generate") is None:
         raise RunError(f"{store.root}: generate samples first")
     store.begin_stage(STAGE, config.__dict__)
-    checked = (store.stage_summary(STAGE) or {}).get("checked")
     # Generating more (a resumed or --retry-failed run) adds samples: clean them all again.
-    if store.stage_status(STAGE) != "complete" or checked != store.count_parsed():
+    if store.stage_status(STAGE) != "complete" or store.unseen(STAGE):
         drops = clean_samples(store.parsed_samples(), config)
         store.replace_drops(STAGE, drops, summary={"checked": store.count_parsed()})
     return reason_totals(store.status()["stages"][STAGE])

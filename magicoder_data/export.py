@@ -15,8 +15,9 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,43 +109,33 @@ def _schema(config: str) -> Any:
     )
 
 
-def _write(rows: Iterator[dict[str, Any]], folder: Path, config: str) -> int:
+def _write(rows: Iterable[dict[str, Any]], folder: Path, config: str) -> int:
     """Stream rows into parquet shards of at most SHARD_ROWS rows; returns the row count.
 
     Rows go out in batches of WRITE_BATCH, so memory holds one batch, not a shard; shards get
-    their `-of-N` names once N is known.
+    their `-of-N` names once N is known. A config without rows still gets one (empty) shard.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _schema(config)
     folder.mkdir(parents=True, exist_ok=True)
+    rows = iter(rows)  # shards slice one stream
     written: list[Path] = []
-    writer: pq.ParquetWriter | None = None
-    in_shard = total = 0
-
-    def flush(batch: list[dict[str, Any]]) -> None:
-        nonlocal writer, in_shard
-        if writer is None:
-            written.append(folder / f"shard-{len(written):05d}.parquet")
-            writer = pq.ParquetWriter(written[-1], schema)
-        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-        in_shard += len(batch)
-        if in_shard >= SHARD_ROWS:
-            writer.close()
-            writer, in_shard = None, 0
-
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        total += 1
-        if len(batch) == min(WRITE_BATCH, SHARD_ROWS - in_shard):
-            flush(batch)
-            batch = []
-    if batch or not written:
-        flush(batch)
-    if writer is not None:
-        writer.close()
+    total = 0
+    while True:
+        shard = islice(rows, SHARD_ROWS)
+        batch = list(islice(shard, WRITE_BATCH))
+        if not batch and written:
+            break
+        written.append(folder / f"shard-{len(written):05d}.parquet")
+        with pq.ParquetWriter(written[-1], schema) as writer:
+            while True:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                total += len(batch)
+                batch = list(islice(shard, WRITE_BATCH))
+                if not batch:
+                    break
     for number, path in enumerate(written):
         path.rename(folder / f"train-{number:05d}-of-{len(written):05d}.parquet")
     return total
@@ -163,11 +154,12 @@ def _check_finished(store: RunStore, configs: list[str]) -> None:
                 f"{store.root}: {stage} has not finished ({status}); resume it with "
                 f"`magicoder-data {stage} {store.root}` before exporting"
             )
-    for stage, missing in store.behind().items():
-        raise RunError(
-            f"{store.root}: {stage} has not seen {missing:,} newer samples; re-run "
-            f"`magicoder-data {stage} {store.root}` before exporting"
-        )
+    for stage in ("clean", "decontaminate", "lintseq"):
+        if missing := store.unseen(stage):
+            raise RunError(
+                f"{store.root}: {stage} has not seen {missing:,} newer samples; re-run "
+                f"`magicoder-data {stage} {store.root}` before exporting"
+            )
 
 
 def export(
@@ -234,7 +226,6 @@ def push(
         raise HubError(
             "no Hugging Face token: run `hf auth login` or set HF_TOKEN to a token that can write"
         )
-    _check_finished(store, configs)
     api = HfApi(token=token)
     for stale in store.root.glob(".push-*"):  # left by a push that was killed
         shutil.rmtree(stale, ignore_errors=True)

@@ -193,6 +193,16 @@ def _dropped_by(*stages: str) -> str:
     return f"(SELECT CAST(item AS INTEGER) FROM drops WHERE stage IN ({names}))"
 
 
+#: Parsed samples (alias x) that a stage still has to handle: what it reads, and what
+#: `unseen` counts once it has finished and more samples were generated.
+PENDING = {
+    "decontaminate": f"x.status = 'ok' AND x.seed_id NOT IN {_dropped_by('clean')} "
+    "AND x.seed_id NOT IN (SELECT seed_id FROM similarity)",
+    "lintseq": f"x.status = 'ok' AND x.seed_id NOT IN "
+    f"{_dropped_by('clean', 'decontaminate', 'lintseq')} "
+    "AND x.seed_id NOT IN (SELECT seed_id FROM lintseq)",
+}
+
 #: What shows that a stage has stored work (from then on its config may not change).
 PROGRESS = {
     "sample": "SELECT 1 FROM shards WHERE stage = 'sample' LIMIT 1",
@@ -530,26 +540,14 @@ class RunStore:
             self._conn.execute("SELECT COUNT(*) FROM samples WHERE status = 'ok'").fetchone()[0]
         )
 
-    def behind(self) -> dict[str, int]:
-        """Parsed samples that each finished later stage has not seen (more were generated)."""
-        kept = "FROM samples x WHERE x.status = 'ok' AND x.seed_id NOT IN "
-        queries = {
-            "clean": None,
-            "decontaminate": f"SELECT COUNT(*) {kept}{_dropped_by('clean')} "
-            "AND x.seed_id NOT IN (SELECT seed_id FROM similarity)",
-            "lintseq": f"SELECT COUNT(*) {kept}{_dropped_by('clean', 'decontaminate', 'lintseq')} "
-            "AND x.seed_id NOT IN (SELECT seed_id FROM lintseq)",
-        }
-        counts = {}
-        for stage, query in queries.items():
-            if self.stage_status(stage) != "complete":
-                continue
-            if query is None:
-                checked = (self.stage_summary(stage) or {}).get("checked", 0)
-                counts[stage] = self.count_parsed() - checked
-            else:
-                counts[stage] = int(self._conn.execute(query).fetchone()[0])
-        return {stage: n for stage, n in counts.items() if n}
+    def unseen(self, stage: str) -> int:
+        """Parsed samples that finished `stage` has not seen (more were generated); else 0."""
+        if self.stage_status(stage) != "complete":
+            return 0
+        if stage == "clean":  # clean checks everything at once and records how many
+            return self.count_parsed() - (self.stage_summary(stage) or {}).get("checked", 0)
+        query = f"SELECT COUNT(*) FROM samples x WHERE {PENDING[stage]}"
+        return int(self._conn.execute(query).fetchone()[0])
 
     def replace_drops(self, stage: str, drops: Iterable[Drop], summary: dict[str, Any]) -> None:
         """Store a whole stage's drops at once and close the stage."""
@@ -581,9 +579,7 @@ class RunStore:
         """Solutions kept by clean and decontaminate that LintSeq has not handled yet."""
         cursor = self._conn.execute(
             "SELECT x.seed_id, s.language, x.problem, x.solution_code FROM samples x "
-            "JOIN seeds s ON s.id = x.seed_id WHERE x.status = 'ok' "
-            f"AND x.seed_id NOT IN {_dropped_by('clean', 'decontaminate', 'lintseq')} "
-            "AND x.seed_id NOT IN (SELECT seed_id FROM lintseq) ORDER BY x.seed_id"
+            f"JOIN seeds s ON s.id = x.seed_id WHERE {PENDING['lintseq']} ORDER BY x.seed_id"
         )
         return iter(list(_dicts(cursor)))
 
@@ -612,9 +608,7 @@ class RunStore:
         """Chunks of parsed samples that cleaning kept and that are not scanned yet, by seed id."""
         return self._pages(
             "SELECT x.seed_id, s.language, x.problem, x.solution FROM samples x "
-            "JOIN seeds s ON s.id = x.seed_id WHERE x.status = 'ok' "
-            f"AND x.seed_id NOT IN {_dropped_by('clean')} "
-            "AND x.seed_id NOT IN (SELECT seed_id FROM similarity) "
+            f"JOIN seeds s ON s.id = x.seed_id WHERE {PENDING['decontaminate']} "
             "AND x.seed_id > ? ORDER BY x.seed_id LIMIT ?",
             (),
             "seed_id",
