@@ -95,22 +95,33 @@ def cli() -> Callable[..., subprocess.CompletedProcess]:
     return run_cli
 
 
+FAKE_KEY = "sk-test-fake-0123456789"
+
+
+def run_generate(
+    run: Path, base_url: str, *args: str, key: str = FAKE_KEY, check: bool = False
+) -> subprocess.CompletedProcess:
+    """`magicoder-data generate RUN` with gpt-4o-mini at a fake server's `base_url`."""
+    env = {**os.environ, "OPENAI_API_KEY": key}
+    return run_cli(
+        "generate",
+        run,
+        "--model",
+        "gpt-4o-mini",
+        "--base-url",
+        base_url,
+        "--plain",
+        *args,
+        env=env,
+        check=check,
+    )
+
+
 def generated_run(run: Path, mix: str, faults: dict[int, list[str]] | None = None) -> Path:
     """A run with seeds sampled from the bundled corpus and answers from the fake server."""
     from tests.openai_server import FakeOpenAI
 
     run_cli("sample", run, "--source", "bundled", "--mix", mix, check=True)
     with FakeOpenAI(faults=faults) as server:
-        env = {**os.environ, "OPENAI_API_KEY": "sk-test-fake-0123456789"}
-        run_cli(
-            "generate",
-            run,
-            "--model",
-            "gpt-4o-mini",
-            "--base-url",
-            server.base_url,
-            "--plain",
-            env=env,
-            check=True,
-        )
+        run_generate(run, server.base_url, check=True)
     return run

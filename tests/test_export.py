@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import datasets
 import pytest
 
-from tests.conftest import generated_run, run_cli
+from tests.conftest import generated_run, run_cli, run_generate
 
 
 @pytest.fixture
@@ -68,10 +67,8 @@ def test_export_refuses_unfinished_or_stale_stages(tmp_path: Path):
 
     run, out = tmp_path / "run", tmp_path / "out"
     run_cli("sample", run, "--source", "bundled", "--mix", "python=4", check=True)
-    env = {**os.environ, "OPENAI_API_KEY": "sk-test-fake-0123456789"}
     with FakeOpenAI() as server:
-        generate = ("generate", run, "--model", "gpt-4o-mini", "--base-url", server.base_url)
-        run_cli(*generate, "--plain", "--limit", "2", env=env, check=True)
+        run_generate(run, server.base_url, "--limit", "2", check=True)
         result = run_cli("export", run, "--out", out)
         assert result.returncode == 1
         assert (
@@ -79,7 +76,7 @@ def test_export_refuses_unfinished_or_stale_stages(tmp_path: Path):
             in result.stderr
         )
         run_cli("clean", run, "--min-problem", "0", check=True)
-        run_cli(*generate, "--plain", env=env, check=True)
+        run_generate(run, server.base_url, check=True)
     result = run_cli("export", run, "--out", out)
     assert result.returncode == 1 and "clean has not seen 2 newer samples" in result.stderr
     assert not out.exists()

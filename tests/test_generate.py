@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_generate
 from tests.openai_server import FakeOpenAI
 
 KEY = "sk-test-SECRETKEY-0123456789abcdef"
@@ -30,20 +30,7 @@ def seeded(tmp_path: Path) -> Path:
 
 
 def gen(run: Path, server: FakeOpenAI, *args: str, key: str = KEY) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OPENAI_API_KEY": key}
-    return run_cli(
-        "generate",
-        run,
-        "--model",
-        "gpt-4o-mini",
-        "--base-url",
-        server.base_url,
-        "--plain",
-        "--timeout",
-        "2",
-        *args,
-        env=env,
-    )
+    return run_generate(run, server.base_url, "--timeout", "2", *args, key=key)
 
 
 def samples(run: Path) -> dict[int, dict]:
