@@ -575,13 +575,16 @@ class RunStore:
 
     # -- lintseq stage ------------------------------------------------------------------------
 
-    def programs_for_lintseq(self) -> Iterator[dict[str, Any]]:
-        """Solutions kept by clean and decontaminate that LintSeq has not handled yet."""
-        cursor = self._conn.execute(
+    def programs_for_lintseq(self, chunk: int = 256) -> Iterator[list[dict[str, Any]]]:
+        """Chunks of solutions kept by clean and decontaminate that LintSeq has not handled yet."""
+        return self._pages(
             "SELECT x.seed_id, s.language, x.problem, x.solution_code FROM samples x "
-            f"JOIN seeds s ON s.id = x.seed_id WHERE {PENDING['lintseq']} ORDER BY x.seed_id"
+            f"JOIN seeds s ON s.id = x.seed_id WHERE {PENDING['lintseq']} "
+            "AND x.seed_id > ? ORDER BY x.seed_id LIMIT ?",
+            (),
+            "seed_id",
+            chunk,
         )
-        return iter(list(_dicts(cursor)))
 
     def record_lintseq(
         self, rows: Iterable[tuple[int, int, str, str]], drops: Iterable[Drop]

@@ -11,8 +11,10 @@ import hashlib
 import json
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -84,36 +86,41 @@ def process(task: tuple[str, str, str, LintSeqConfig]) -> tuple[list[dict[str, A
         return [], "too_deep"
 
 
-def _parallel(
-    tasks: Iterable[tuple[str, str, str, LintSeqConfig]], workers: int
-) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+Task = tuple[str, str, str, LintSeqConfig]
+Result = tuple[list[dict[str, Any]], str | None]
+#: Programs handed to the workers at a time: memory holds one batch, and a run commits each.
+BATCH = 256
+
+
+@contextmanager
+def _linting(workers: int) -> Iterator[Callable[[list[Task]], list[Result]]]:
+    """A function that runs `process` over a batch of tasks, in order, on `workers` processes."""
     if workers <= 1:
-        yield from map(process, tasks)
+        yield lambda tasks: [process(task) for task in tasks]
         return
     with get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(process, tasks, chunksize=4)
+        yield lambda tasks: pool.map(process, tasks, chunksize=4)
 
 
 def run_stage(store: RunStore, config: LintSeqConfig, workers: int) -> Counter[str]:
     """LintSeq over the solutions `clean` and `decontaminate` kept; returns outcomes."""
     store.begin_stage(STAGE, config.__dict__)
     outcome: Counter[str] = Counter()
-    samples = list(store.programs_for_lintseq())
-    tasks = ((str(s["seed_id"]), s["solution_code"], s["language"], config) for s in samples)
-    records, drops = [], []
-    for sample, (found, reason) in zip(samples, _parallel(tasks, workers), strict=True):
-        if reason:
-            drops.append(Drop(sample["language"], reason, str(sample["seed_id"])))
-            outcome[reason] += 1
-        else:
-            records += [
-                (sample["seed_id"], r["sample"], json.dumps(r["edits"]), r["text"]) for r in found
-            ]
-            outcome["ok"] += 1
-        if len(records) + len(drops) >= 500:
-            store.record_lintseq(records, drops)
+    with _linting(workers) as lint:
+        for page in store.programs_for_lintseq(BATCH):
+            tasks = [(str(s["seed_id"]), s["solution_code"], s["language"], config) for s in page]
             records, drops = [], []
-    store.record_lintseq(records, drops)
+            for sample, (found, reason) in zip(page, lint(tasks), strict=True):
+                if reason:
+                    drops.append(Drop(sample["language"], reason, str(sample["seed_id"])))
+                    outcome[reason] += 1
+                else:
+                    records += [
+                        (sample["seed_id"], r["sample"], json.dumps(r["edits"]), r["text"])
+                        for r in found
+                    ]
+                    outcome["ok"] += 1
+            store.record_lintseq(records, drops)
     total = Counter(store.stage_summary(STAGE) or {}) + outcome
     store.finish_stage(STAGE, dict(total))
     return outcome
@@ -153,52 +160,50 @@ def run_file(
 ) -> Counter[str]:
     """LintSeq over any instruction+program dataset; rejected rows go to OUTPUT.rejected.jsonl."""
     canonical(default_language)
-    rows = iter(read_dataset(source))
+    rows = enumerate(read_dataset(source))
 
-    def tasks() -> Iterator[tuple[str, str, str, LintSeqConfig]]:
-        for number, row in enumerate(rows):
-            if code_field not in row or instruction_field not in row:
-                missing = code_field if code_field not in row else instruction_field
-                raise ConfigError(
-                    f"{source} has no field {missing!r}; its fields: {', '.join(sorted(row))}"
-                )
-            language = (
-                canonical(str(row[language_field]))
-                if language_field and row.get(language_field)
-                else canonical(default_language)
+    def language_of(row: dict[str, Any]) -> str:
+        if code_field not in row or instruction_field not in row:
+            missing = code_field if code_field not in row else instruction_field
+            raise ConfigError(
+                f"{source} has no field {missing!r}; its fields: {', '.join(sorted(row))}"
             )
-            kept.append((number, row, language))
-            yield str(row.get("id", number)), str(row[code_field] or ""), language, config
+        given = row.get(language_field) if language_field else None
+        return canonical(str(given) if given else default_language)
 
-    kept: list[tuple[int, dict[str, Any], str]] = []
     outcome: Counter[str] = Counter()
     tmp = output.with_name(output.name + ".tmp")
     rejected_path = output.with_name(output.name + ".rejected.jsonl")
     with (
         tmp.open("w", encoding="utf-8") as out,
         rejected_path.open("w", encoding="utf-8") as rejected,
+        _linting(workers) as lint,
     ):
-        for found, reason in _parallel(tasks(), workers):
-            number, row, language = kept.pop(0)
-            provenance = {"row": number, "id": row.get("id", number), "source": source}
-            if reason:
-                outcome[reason] += 1
-                rejected.write(json.dumps({**provenance, "reason": reason}) + "\n")
-                continue
-            outcome["ok"] += 1
-            for record in found:
-                out.write(
-                    json.dumps(
-                        {
-                            "instruction": row[instruction_field],
-                            "program": row[code_field],
-                            "language": language,
-                            **record,
-                            **provenance,
-                        },
-                        ensure_ascii=False,
+        while batch := [(n, row, language_of(row)) for n, row in islice(rows, BATCH)]:
+            tasks = [
+                (str(row.get("id", n)), str(row[code_field] or ""), lang, config)
+                for n, row, lang in batch
+            ]
+            for (number, row, language), (found, reason) in zip(batch, lint(tasks), strict=True):
+                provenance = {"row": number, "id": row.get("id", number), "source": source}
+                if reason:
+                    outcome[reason] += 1
+                    rejected.write(json.dumps({**provenance, "reason": reason}) + "\n")
+                    continue
+                outcome["ok"] += 1
+                for record in found:
+                    out.write(
+                        json.dumps(
+                            {
+                                "instruction": row[instruction_field],
+                                "program": row[code_field],
+                                "language": language,
+                                **record,
+                                **provenance,
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
                     )
-                    + "\n"
-                )
     tmp.replace(output)
     return outcome
