@@ -9,18 +9,21 @@ reservoir.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import re
+import stat
 import subprocess
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from .errors import SourceError
 from .languages import language_of_path
@@ -90,9 +93,79 @@ def _has_shards(root: Path) -> bool:
 
 
 def _shard_files(folder: Path) -> list[Path]:
+    """Entries named like data shards that are not folders: FIFOs and the like included.
+
+    Only names and stat are looked at here, which never blocks; what each entry really is gets
+    decided by opening it with `open_regular`.
+    """
     return sorted(
         p for p in folder.rglob("*") if not p.is_dir() and p.name.endswith(SHARD_SUFFIXES)
     )
+
+
+# -- opening files that may not be files -------------------------------------------------------
+
+
+class Unusable(Exception):
+    """A path that is not read as a document or shard; `reason` is the drop reason to record."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def open_regular(path: Path, within: Path | None = None) -> BinaryIO:
+    """Open `path` for binary reading if it is a regular file; never blocks.
+
+    Raises `Unusable` with reason `symlink_outside_tree` when `path` resolves (through symlinks)
+    outside the folder `within`, `special_file` for FIFOs, sockets, devices and folders, and
+    `unreadable` when it cannot be opened (a dangling symlink, no permission, vanished).
+    O_NONBLOCK keeps the open of a FIFO or device from waiting, and the file type is checked with
+    fstat on the opened descriptor itself, so a path swapped after it was listed cannot slip
+    through.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    flags |= getattr(os, "O_NONBLOCK", 0)  # absent on Windows, which has no FIFOs to block on
+    target = str(path)
+    if within is not None:
+        target = os.path.realpath(path)
+        if not Path(target).is_relative_to(os.path.realpath(within)):
+            raise Unusable("symlink_outside_tree", f"{path} leads outside {within}, to {target}")
+        flags |= getattr(os, "O_NOFOLLOW", 0)  # the resolved path has no symlink left
+    try:
+        fd = os.open(target, flags)
+    except OSError as exc:  # a socket cannot be opened at all (ENXIO): say what it is
+        try:
+            mode = os.stat(target).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):
+            raise Unusable("special_file", f"{path} is {_kind(mode)}") from None
+        dangling = mode is None and os.path.islink(path)
+        why = "a dangling symlink" if dangling else (exc.strerror or str(exc))
+        raise Unusable("unreadable", f"{path}: {why}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise Unusable("special_file", f"{path} is {_kind(mode)}")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 # -- local starcoderdata-shaped folder ---------------------------------------------------------
@@ -112,24 +185,71 @@ class FolderSource:
         shards: list[Shard] = []
         for path in _shard_files(folder):
             name = path.relative_to(self.root).as_posix()
+            try:
+                open_regular(path, self.root).close()
+            except Unusable as exc:
+                shards.append(SkippedShard(name, language, exc.reason, exc.detail))
+                continue
             if path.suffix == ".parquet":
-                shards.append(ParquetShard(path, name, language, self.description))
+                shards.append(ParquetShard(path, name, language, self.description, self.root))
             else:
-                shards.append(JsonlShard(path, name, language, self.description))
+                shards.append(JsonlShard(path, name, language, self.description, self.root))
         return shards
 
 
+@dataclass
+class SkippedShard:
+    """A shard-named entry that is not read: a FIFO, a device, a symlink leading outside.
+
+    It yields no documents; the sampler records it as a drop of `reason`, the shard name as item.
+    """
+
+    name: str
+    language: str
+    reason: str
+    detail: str
+
+    def documents(self, select: Select) -> Iterator[tuple[int, Document]]:
+        return iter(())
+
+
+def _open_shard(path: Path, within: Path | None) -> BinaryIO:
+    """Open a listed shard; one that stopped being a regular file since is a SourceError."""
+    try:
+        return open_regular(path, within)
+    except Unusable as exc:
+        raise SourceError(f"cannot read shard {path}: {exc.detail}") from None
+
+
 def _document(language: str, doc_id: str, content: Any, source: str, row: dict) -> Document:
+    """A row as a Document; `content` that is neither text nor bytes makes it a `not_text` drop."""
     stars = row.get("max_stars_count")
+    is_text = isinstance(content, str | bytes)
     return Document(
         language=language,
         doc_id=doc_id,
-        content=content if isinstance(content, str | bytes) else "",
+        content=content if is_text else "",
         source=source,
         repo=row.get("max_stars_repo_name"),
         path=row.get("max_stars_repo_path"),
         stars=int(stars) if isinstance(stars, int | float) else None,
+        reason=None if is_text else "not_text",
+        detail=None if is_text else f"content is {_json_type(content)}",
     )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
 
 
 @dataclass
@@ -144,29 +264,31 @@ class ParquetShard:
     name: str
     language: str
     source: str
+    within: Path | None = None  # the source folder; a path resolving outside it is not read
 
     def documents(self, select: Select) -> Iterator[tuple[int, Document]]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
-            file = pq.ParquetFile(self.path)
-            names = set(file.schema_arrow.names)
+            with _open_shard(self.path, self.within) as handle:
+                file = pq.ParquetFile(handle)
+                names = set(file.schema_arrow.names)
+                row_groups = file.num_row_groups
             if "content" not in names:
                 raise SourceError(f"shard {self.path} has no `content` column")
             wanted_columns = [c for c in ("id", "content", *METADATA_COLUMNS) if c in names]
 
             def read(group: int) -> pa.Table:  # a file object per read: safe across threads
-                return pq.ParquetFile(self.path).read_row_group(group, wanted_columns)
+                with _open_shard(self.path, self.within) as handle:
+                    return pq.ParquetFile(handle).read_row_group(group, wanted_columns)
 
             with ThreadPoolExecutor(READ_AHEAD) as reader:
-                ahead = deque(
-                    reader.submit(read, g) for g in range(file.num_row_groups)[:READ_AHEAD]
-                )
+                ahead = deque(reader.submit(read, g) for g in range(row_groups)[:READ_AHEAD])
                 first_row = 0
-                for group in range(file.num_row_groups):
+                for group in range(row_groups):
                     table = ahead.popleft().result()
-                    if group + READ_AHEAD < file.num_row_groups:
+                    if group + READ_AHEAD < row_groups:
                         ahead.append(reader.submit(read, group + READ_AHEAD))
                     columns = {name: table.column(name) for name in table.column_names}
                     if "id" in columns:
@@ -192,11 +314,11 @@ class JsonlShard:
     name: str
     language: str
     source: str
+    within: Path | None = None  # the source folder; a path resolving outside it is not read
 
     def documents(self, select: Select) -> Iterator[tuple[int, Document]]:
-        opener = gzip.open if self.path.name.endswith(".gz") else open
         try:
-            with opener(self.path, "rt", encoding="utf-8") as lines:
+            with self._lines() as lines:
                 numbered = ((n, line) for n, line in enumerate(lines) if line.strip())
                 while chunk := list(islice(numbered, BATCH)):
                     rows = [self._row(number, line) for number, line in chunk]
@@ -213,6 +335,17 @@ class JsonlShard:
                         )
         except (OSError, EOFError, UnicodeDecodeError) as exc:
             raise SourceError(f"corrupt or unreadable shard {self.path}: {exc}") from None
+
+    @contextmanager
+    def _lines(self) -> Iterator[io.TextIOWrapper]:
+        with _open_shard(self.path, self.within) as handle:
+            raw = (
+                gzip.GzipFile(fileobj=handle, mode="rb")
+                if self.path.name.endswith(".gz")
+                else handle
+            )
+            with io.TextIOWrapper(raw, encoding="utf-8") as lines:  # closes a GzipFile, not handle
+                yield lines
 
     def _row(self, number: int, line: str) -> dict[str, Any]:
         try:
@@ -282,13 +415,23 @@ class TreeShard:
     files: list[str]
 
     def documents(self, select: Select) -> Iterator[tuple[int, Document]]:
+        """Wanted files; one that cannot be read yields an empty Document carrying the reason.
+
+        FIFOs, sockets and devices (`special_file`), symlinks leading outside the tree
+        (`symlink_outside_tree`) and files that cannot be opened or read (`unreadable`) are
+        never read, and never block.
+        """
         for first in range(0, len(self.files), BATCH // 4):
             batch = self.files[first : first + BATCH // 4]
             for i, rank in select(batch):
+                reason = detail = None
                 try:
-                    content = (self.root / batch[i]).read_bytes()
-                except OSError:
-                    continue  # vanished or unreadable since listing: not a document of this tree
+                    with open_regular(self.root / batch[i], self.root) as handle:
+                        content = handle.read()
+                except Unusable as exc:
+                    content, reason, detail = b"", exc.reason, exc.detail
+                except OSError as exc:
+                    content, reason, detail = b"", "unreadable", f"{batch[i]}: {exc.strerror}"
                 yield (
                     rank,
                     Document(
@@ -299,6 +442,8 @@ class TreeShard:
                         self.root.name,
                         batch[i],
                         0,
+                        reason,
+                        detail,
                     ),
                 )
 

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One source file as a reader yields it; `content` is bytes when not yet decoded."""
+    """One source file as a reader yields it; `content` is bytes when not yet decoded.
+
+    A document the reader could not use (a FIFO in a source tree, a row whose `content` is not
+    text) comes with the drop `reason` and its `detail`, and empty `content`.
+    """
 
     language: str
     doc_id: str
@@ -16,6 +20,8 @@ class Document:
     repo: str | None = None
     path: str | None = None
     stars: int | None = None
+    reason: str | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,18 +13,19 @@ import hashlib
 import heapq
 import random
 import re
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from itertools import islice
-from multiprocessing import get_context
+from multiprocessing.context import SpawnContext, SpawnProcess
 
 from tree_sitter import Tree
 
 from .config import SampleConfig
-from .corpus import open_source
+from .corpus import SkippedShard, open_source
 from .errors import RunError
 from .languages import LANGUAGES, Language
 from .records import Document, Drop, Seed
@@ -190,6 +191,8 @@ def normalised_key(snippet: str) -> bytes:
 
 def make_seed(rank: int, doc: Document, config: SampleConfig) -> Seed | Drop:
     """The seed one drawn document gives, or the reason it gives none."""
+    if doc.reason is not None:  # the reader could not use it: a FIFO, content that is no text
+        return Drop(doc.language, doc.reason, doc.doc_id, rank, doc.detail)
     text, reason = clean_document(doc.content, config)
     if text is None:
         return Drop(doc.language, reason or "unknown", doc.doc_id, rank)
@@ -394,7 +397,11 @@ def sample(
     outcome: dict[str, LanguageReport] = {}
     cutoffs: dict[str, int] = {}
     # spawn, not fork: forking a process that runs pyarrow's threads can deadlock.
-    pool = ProcessPoolExecutor(workers, get_context("spawn")) if workers > 1 else None
+    pool = (
+        ProcessPoolExecutor(workers, _QuietSpawnContext(), initializer=_ignore_sigint)
+        if workers > 1
+        else None
+    )
     try:
         for language, quota in config.mix.items():
             reservoir = Reservoir(language, quota, config, store.seed_pool(language))
@@ -402,6 +409,10 @@ def sample(
             reservoir.scanned = sum(done.values())
             for shard in source.shards(language, config.data_dir(language)):
                 if shard.name in done:
+                    continue
+                if isinstance(shard, SkippedShard):  # a FIFO or the like: reported, never opened
+                    drop = Drop(language, shard.reason, shard.name, None, shard.detail)
+                    store.checkpoint_shard(language, shard.name, 0, [], [], [drop])
                     continue
                 before = reservoir.scanned
                 for result in _drawn(shard.documents(reservoir.select), reservoir, pool, workers):
@@ -424,6 +435,40 @@ def sample(
 
 
 BATCH = 64
+
+
+def _ignore_sigint() -> None:
+    """Worker initializer: a Ctrl-C is the parent's to handle, so workers print no traceback.
+
+    Workers start with SIGINT blocked (see `_QuietSpawnProcess`); once it is ignored, unblocking
+    discards one that arrived while the worker was starting.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+class _QuietSpawnProcess(SpawnProcess):
+    """A spawned worker that starts with SIGINT blocked, until `_ignore_sigint` ignores it.
+
+    Without this, a Ctrl-C while a worker is still importing (before its initializer runs) would
+    print that worker's KeyboardInterrupt traceback. The signal mask is inherited across the
+    spawn's fork and exec; in the parent, a SIGINT arriving meanwhile waits and is then handled.
+    """
+
+    def start(self) -> None:
+        if not hasattr(signal, "pthread_sigmask"):
+            super().start()
+            return
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _QuietSpawnContext(SpawnContext):
+    Process = _QuietSpawnProcess
 
 
 def _make_seeds(batch: list[tuple[int, Document]], config: SampleConfig) -> list[Seed | Drop]:

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import socket
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from magicoder_data import SourceError, bundled_corpus, open_source
-from magicoder_data.corpus import FolderSource, HubSource, TreeSource
+from magicoder_data.corpus import (
+    FolderSource,
+    HubSource,
+    SkippedShard,
+    TreeSource,
+    Unusable,
+    open_regular,
+)
 from magicoder_data.languages import LANGUAGES, MAGICODER_MIX, canonical, language_of_path
 from tests.conftest import code_doc, doc, select_all, write_parquet
 
@@ -167,3 +177,136 @@ def test_bundled_corpus_has_every_magicoder_language():
         assert 30 <= len(docs) <= 60, language
         assert len({d.doc_id for d in docs}) == len(docs)
         assert all(d.repo and d.path for d in docs)
+
+
+# -- files that are not regular files ----------------------------------------------------------
+
+
+def make_unix_socket(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real unix socket file at `path` (bound by a relative name: AF_UNIX paths are short)."""
+    monkeypatch.chdir(path.parent)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(path.name)
+    monkeypatch.undo()
+    assert stat.S_ISSOCK(path.lstat().st_mode)
+
+
+def tree_with_special_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    tree = tmp_path / "tree"
+    (tree / "data").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.py").write_text("secret = 1\n")
+    (tree / "a.py").write_text("a = 1\n")
+    (tree / "data" / "real.txt").write_text("linked = 1\n")
+    os.symlink("data/real.txt", tree / "link.py")  # inside the tree: read
+    os.mkfifo(tree / "pipe.py")
+    make_unix_socket(tree / "sock.py", monkeypatch)
+    os.symlink(tmp_path / "outside" / "secret.py", tree / "outside.py")
+    os.symlink("../outside/secret.py", tree / "relative_out.py")
+    os.symlink("pipe.py", tree / "to_pipe.py")  # a symlink to a FIFO is a FIFO
+    os.symlink("missing.py", tree / "dangling.py")
+    return tree
+
+
+SPECIAL_REASONS = {
+    "a.py": None,
+    "link.py": None,
+    "pipe.py": "special_file",
+    "sock.py": "special_file",
+    "to_pipe.py": "special_file",
+    "outside.py": "symlink_outside_tree",
+    "relative_out.py": "symlink_outside_tree",
+    "dangling.py": "unreadable",
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("git", [False, True])
+def test_source_tree_never_opens_special_files(tmp_path: Path, monkeypatch, git: bool):
+    tree = tree_with_special_files(tmp_path, monkeypatch)
+    expected = dict(SPECIAL_REASONS)
+    if git:
+        # git lists untracked symlinks but never FIFOs or sockets: those must have been tracked
+        # as regular files and replaced since, which --cached still lists.
+        (tree / "tracked.py").write_text("t = 1\n")
+        subprocess.run(["git", "init", "-q", str(tree)], check=True)
+        subprocess.run(["git", "-C", str(tree), "add", "tracked.py"], check=True)
+        (tree / "tracked.py").unlink()
+        os.mkfifo(tree / "tracked.py")
+        expected = {k: v for k, v in expected.items() if k not in ("pipe.py", "sock.py")}
+        expected["tracked.py"] = "special_file"
+    docs = {d.doc_id: d for d in everything(open_source(str(tree)), "python")}
+    assert {k: d.reason for k, d in docs.items()} == expected
+    assert docs["link.py"].content == b"linked = 1\n"
+    assert docs["a.py"].content == b"a = 1\n"
+    assert all(d.content == b"" and d.detail for d in docs.values() if d.reason)
+    assert "FIFO" in docs["to_pipe.py"].detail
+
+
+@pytest.mark.timeout(30)
+def test_open_regular_checks_the_opened_file_and_never_blocks(tmp_path: Path, monkeypatch):
+    tree = tree_with_special_files(tmp_path, monkeypatch)
+    with open_regular(tree / "a.py", tree) as handle:
+        assert handle.read() == b"a = 1\n"
+    for name, reason in SPECIAL_REASONS.items():
+        if reason is None:
+            continue
+        with pytest.raises(Unusable) as info:
+            open_regular(tree / name, tree)
+        assert info.value.reason == reason, name
+    # Without a folder to stay inside, symlinks are followed wherever they lead.
+    with open_regular(tree / "outside.py") as handle:
+        assert handle.read() == b"secret = 1\n"
+    with pytest.raises(Unusable, match="a directory"):
+        open_regular(tree / "data")
+
+
+@pytest.mark.timeout(30)
+def test_folder_source_skips_special_and_outside_shards(tmp_path: Path, corpus):
+    root = corpus({"python": [doc(f"{i}", code_doc(i)) for i in range(5)]})
+    folder = root / "python"
+    os.mkfifo(folder / "pipe.jsonl")
+    os.mkfifo(folder / "fifo.parquet")
+    elsewhere = write_parquet(tmp_path / "elsewhere" / "x.parquet", [doc("far", code_doc(99))])
+    os.symlink(elsewhere, folder / "outside.parquet")
+    write_parquet(root / "shared" / "in.parquet", [doc("near", code_doc(98))])
+    os.symlink("../shared/in.parquet", folder / "inside.parquet")
+    (folder / "folder.jsonl").mkdir()  # a folder named like a shard is no shard: not reported
+    source = open_source(str(root))
+    assert isinstance(source, FolderSource)
+    shards = {s.name: s for s in source.shards("python", "python")}
+    skipped = {n: s.reason for n, s in shards.items() if isinstance(s, SkippedShard)}
+    assert skipped == {
+        "python/fifo.parquet": "special_file",
+        "python/pipe.jsonl": "special_file",
+        "python/outside.parquet": "symlink_outside_tree",
+    }
+    ids = sorted(d.doc_id for d in everything(source, "python"))
+    assert ids == sorted([*(str(i) for i in range(5)), "near"])
+
+
+def test_non_text_content_is_not_text_not_empty(tmp_path: Path):
+    rows = [
+        {"id": "n", "content": 5},
+        {"id": "l", "content": ["a = 1"]},
+        {"id": "d", "content": {"a": 1}},
+        {"id": "z", "content": None},
+        {"id": "e", "content": ""},
+        {"id": "s", "content": "a = 1\n"},
+    ]
+    folder = tmp_path / "c" / "python"
+    folder.mkdir(parents=True)
+    (folder / "x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_parquet(tmp_path / "c" / "python" / "y.parquet", [{"id": "p", "content": 7}])
+    docs = {d.doc_id: d for d in everything(open_source(str(tmp_path / "c")), "python")}
+    assert {k: d.reason for k, d in docs.items()} == {
+        "n": "not_text",
+        "l": "not_text",
+        "d": "not_text",
+        "z": "not_text",
+        "e": None,
+        "s": None,
+        "p": "not_text",
+    }
+    assert docs["z"].detail == "content is null"
+    assert docs["l"].detail == "content is a list"

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magicoder_data import RunStore, SampleConfig, sample
-from magicoder_data.records import Document, Seed
+from magicoder_data.records import Document, Drop, Seed
 from magicoder_data.seeds import (
     Reservoir,
     clean_document,
@@ -18,7 +26,7 @@ from magicoder_data.seeds import (
     draw_span,
     make_seed,
 )
-from tests.conftest import code_doc, doc
+from tests.conftest import code_doc, doc, write_jsonl, write_parquet
 
 CONFIG = SampleConfig(source="bundled", mix={"python": 10})
 
@@ -147,3 +155,136 @@ def test_worker_processes_give_the_same_seeds_and_drops(tmp_path: Path, corpus):
             results.append((list(store.iter_seeds()), store.status()["stages"]["sample"]["drops"]))
     assert results[0] == results[1]
     assert set(results[0][1]["python"]) == {"duplicate", "comment_only"}
+
+
+# -- sources with files that are not documents -------------------------------------------------
+
+
+def code_tree(root: Path, n: int = 40) -> Path:
+    """A source tree of `n` distinct Python files, plus one file reached through a symlink."""
+    (root / "pkg").mkdir(parents=True)
+    for i in range(n):
+        (root / "pkg" / f"m{i}.py").write_text(code_doc(i, lines=3 + i % 20))
+    (root / "data").mkdir()
+    (root / "data" / "real.txt").write_text(code_doc(1000))
+    return root
+
+
+def sampled(store: RunStore) -> list[tuple[str, int, int, str]]:
+    return [(s["doc_id"], s["start_line"], s["end_line"], s["snippet"]) for s in store.iter_seeds()]
+
+
+@pytest.mark.timeout(60)
+def test_special_files_in_a_tree_are_dropped_and_the_sample_is_unchanged(
+    tmp_path: Path, monkeypatch
+):
+    plain = code_tree(tmp_path / "plain")
+    (plain / "pkg" / "linked.py").write_text(code_doc(1000))
+    tree = code_tree(tmp_path / "tree")
+    os.symlink("../data/real.txt", tree / "pkg" / "linked.py")  # inside the tree: sampled
+    os.mkfifo(tree / "pkg" / "pipe.py")
+    os.mkfifo(tree / "pkg" / "pipe2.py")
+    monkeypatch.chdir(tree / "pkg")
+    with socket.socket(socket.AF_UNIX) as sock:  # bound by a relative name: AF_UNIX paths are short
+        sock.bind("sock.py")
+    monkeypatch.undo()
+    (tmp_path / "secret.py").write_text(code_doc(2000))
+    os.symlink(tmp_path / "secret.py", tree / "pkg" / "outside.py")
+    os.symlink("gone.py", tree / "pkg" / "dangling.py")
+    results = []
+    for root in (plain, tree):
+        with RunStore.open(tmp_path / f"run-{root.name}") as store:
+            sample(store, SampleConfig(source=str(root), mix={"python": 100}))
+            results.append((sampled(store), store.status()["stages"]["sample"]["drops"]))
+            drops = list(store.iter_drops())
+    (plain_seeds, plain_drops), (tree_seeds, tree_drops) = results
+    assert tree_seeds == plain_seeds
+    assert len(plain_seeds) == 41
+    assert plain_drops == {}
+    assert tree_drops == {"python": {"special_file": 3, "symlink_outside_tree": 1, "unreadable": 1}}
+    assert {d["item"]: d["reason"] for d in drops} == {
+        "pkg/pipe.py": "special_file",
+        "pkg/pipe2.py": "special_file",
+        "pkg/sock.py": "special_file",
+        "pkg/outside.py": "symlink_outside_tree",
+        "pkg/dangling.py": "unreadable",
+    }
+    assert all(d["detail"] for d in drops)
+
+
+@pytest.mark.timeout(60)
+def test_skipped_shards_are_drops_and_the_rest_is_sampled(tmp_path: Path, corpus, cli):
+    rows = [doc(f"{i}", code_doc(i, lines=3 + i % 20)) for i in range(60)]
+    root = corpus({"python": rows}, shards=2)
+    os.mkfifo(root / "python" / "pipe.jsonl")
+    outside = write_parquet(tmp_path / "elsewhere.parquet", [doc("far", code_doc(999))])
+    os.symlink(outside, root / "python" / "outside.parquet")
+    run = tmp_path / "run"
+    result = cli("sample", run, "--source", root, "--mix", "python=100", "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(cli("status", run, "--json", check=True).stdout)
+    assert status["stages"]["sample"]["drops"] == {
+        "python": {"special_file": 1, "symlink_outside_tree": 1}
+    }
+    with RunStore.open(run) as store:
+        assert sorted(s["doc_id"] for s in store.iter_seeds()) == sorted(r["id"] for r in rows)
+        assert {d["item"]: d["reason"] for d in store.iter_drops()} == {
+            "python/pipe.jsonl": "special_file",
+            "python/outside.parquet": "symlink_outside_tree",
+        }
+    again = cli("sample", run)  # finished: nothing is recorded twice
+    assert again.returncode == 0, again.stderr
+    status = json.loads(cli("status", run, "--json", check=True).stdout)
+    assert status["stages"]["sample"]["drops"]["python"]["special_file"] == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_content_that_is_not_text_is_dropped_as_not_text(tmp_path: Path, workers):
+    rows = [doc(f"{i}", code_doc(i)) for i in range(5)]
+    rows += [{"id": f"x{i}", "content": v} for i, v in enumerate([3, 2.5, ["a"], {"a": 1}, None])]
+    rows.append({"id": "blank", "content": "  \n"})
+    write_jsonl(tmp_path / "c" / "python" / "a.jsonl", rows)
+    with RunStore.open(tmp_path / "run") as store:
+        sample(store, SampleConfig(source=str(tmp_path / "c"), mix={"python": 50}), workers=workers)
+        drops = store.status()["stages"]["sample"]["drops"]
+        assert len(list(store.iter_seeds())) == 5
+    assert drops == {"python": {"not_text": 5, "empty": 1}}
+
+
+def test_a_document_the_reader_could_not_use_gives_its_reason():
+    unusable = Document("python", "d", b"", "t", reason="special_file", detail="d is a FIFO")
+    assert make_seed(1, unusable, CONFIG) == Drop("python", "special_file", "d", 1, "d is a FIFO")
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_with_workers_exits_130_without_tracebacks(tmp_path: Path, corpus):
+    rows = [doc(f"{i}", code_doc(i, lines=5 + i % 30)) for i in range(200_000)]
+    root = corpus({"python": rows}, shards=4)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "magicoder_data", "sample", run, "--source", root]
+    process = subprocess.Popen(
+        [*map(str, command), "--mix", "python=100000", "--workers", "2", "--plain"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, which the Ctrl-C below goes to
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            if (run / "run.db").exists():  # the run is open: the CLI is past its imports
+                break
+            time.sleep(0.05)
+        time.sleep(1)  # the workers are being spawned or drawing snippets
+        if process.poll() is not None:
+            pytest.fail(f"sample ended before it could be interrupted: {process.communicate()}")
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "KeyboardInterrupt" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -92,10 +91,10 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_result(tmp_path: Pat
     root = tmp_path / "corpus"
     for s in range(6):
         write_jsonl(root / "python" / f"part-{s}.jsonl", rows[s::7])
-    # The last shard is a FIFO nobody writes to yet: the run blocks there with six shards
-    # checkpointed, which is where it gets killed.
-    last = root / "python" / "part-6.jsonl"
-    os.mkfifo(last)
+    # The last shard is large: the run spends a while there with six shards checkpointed,
+    # which is where it gets killed.
+    filler = [doc(f"f{i}", f"v{i} = {i}\n") for i in range(200_000)]
+    write_jsonl(root / "python" / "part-6.jsonl", rows[6::7] + filler)
     run = tmp_path / "run"
     args = ["sample", str(run), "--source", str(root), "--mix", "python=80", "--plain"]
     proc = subprocess.Popen(
@@ -111,8 +110,6 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_result(tmp_path: Pat
     assert _shards_done(run / "run.db") == 6
     with RunStore.open(run) as store:
         assert store.stage_status("sample") == "running"
-    last.unlink()
-    write_jsonl(last, rows[6::7])
     resumed = subprocess.run(
         [sys.executable, "-m", "magicoder_data", *args], capture_output=True, text=True, timeout=120
     )
