@@ -21,10 +21,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from .config import OPTIONS
 from .errors import ProviderError
 
 log = logging.getLogger("magicoder_data")
@@ -230,6 +234,10 @@ class Completion:
     error: str | None = None
 
 
+class Stopped(Exception):
+    """The run is stopping, so this request was not sent (nothing to store, nothing paid)."""
+
+
 class _Failed(Exception):
     """A failed request that no retry would fix, but that says nothing about the others."""
 
@@ -264,18 +272,18 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
     return None
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=OPTIONS)
 class ClientSettings:
     """How to reach the provider; none of it changes what a sample says."""
 
-    model: str
+    model: str = Field(min_length=1)
     base_url: str | None = None
-    timeout: float = 300.0
-    max_attempts: int = 8
-    concurrency: int = 64
-    rpm: float | None = None
-    tpm: float | None = None
-    backoff_max: float = 60.0
+    timeout: float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    max_attempts: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=64, ge=1)
+    rpm: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    tpm: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    backoff_max: float = Field(default=60.0, gt=0)
 
 
 class ChatClient:
@@ -286,6 +294,8 @@ class ChatClient:
     ) -> None:
         self.settings = settings
         self.limiter = RateLimiter(settings.rpm, settings.tpm)
+        #: Checked before each attempt goes out; once true, requests raise Stopped unsent.
+        self.stopping: Callable[[], bool] = lambda: False
         self._redact = redact
         limits = _limits(settings.concurrency)
         self._client = openai.AsyncOpenAI(
@@ -352,10 +362,20 @@ class ChatClient:
         base = min(self.settings.backoff_max, 2.0 ** (attempt - 1))
         return base / 2 + random.uniform(0, base / 2)
 
+    #: How many answers in no OpenAI shape (see `_not_openai`) this client takes, before its
+    #: first well-formed completion, until it stops the run.
+    FOREIGN_LIMIT = 3
+    #: Whether the endpoint ever gave this client a well-formed chat completion.
+    _proven = False
+    #: Answers in no OpenAI shape seen while `_proven` was still False, over all requests.
+    _foreign = 0
+
     async def _attempt(
         self, messages: list[dict[str, str]], reserve: int, params: dict[str, Any]
     ) -> Completion:
         await self.limiter.acquire(reserve)
+        if self.stopping():
+            raise Stopped
         used = reserve
         try:
             # The SDK's low-level post: its auth, base URL, errors and transport, without the
@@ -366,14 +386,20 @@ class ChatClient:
                 cast_to=_HTTP.Response,
             )
             body = response.text
+            data: Any = None
             try:
                 data = json.loads(body)
                 choice = data["choices"][0]
                 message = choice["message"]
+                if not isinstance(message, dict):
+                    raise TypeError("choices[0].message is not an object")
             except (ValueError, KeyError, IndexError, TypeError) as exc:
+                if not self._proven and not _has_choices(data):
+                    self._not_openai(response.status_code, response.headers, body)
                 raise _Retryable(
                     "malformed_response", f"unreadable response: {type(exc).__name__}: {exc}", body
                 ) from None
+            self._proven = True
             self.limiter.succeeded(response.headers)
             usage = data.get("usage") or {}
             used = usage.get("total_tokens") or reserve
@@ -400,8 +426,11 @@ class ChatClient:
 
     def _raise_for_status(self, exc: openai.APIStatusError) -> None:
         status = exc.status_code
-        message = self._redact(_error_message(exc))
         body = exc.response.text
+        if isinstance(exc.body, dict):  # the SDK parsed a JSON object: OpenAI's error shape
+            message = self._redact(_error_message(exc))
+        else:  # an HTML page or other text: say what it is on one line, not the whole page
+            message = _describe_body(exc.response.headers, self._redact(body))
         if status in (401, 403):
             raise ProviderError(
                 f"the provider refused the API key ({status}: {message}); check the key in "
@@ -421,7 +450,78 @@ class ChatClient:
         if status >= 500 or status in (408, 409):
             hint = _retry_after(exc.response.headers)
             raise _Retryable(f"http_{status}", f"{status}: {message}", body, hint)
+        if not self._proven and not isinstance(exc.body, dict):
+            self._not_openai(status, exc.response.headers, body)
+            # Not yet the limit: try this seed again rather than store a failure for it.
+            raise _Retryable(f"http_{status}", f"{status}: {message}", body)
         raise _Failed(f"http_{status}", f"{status}: {message}", body)
+
+    def _not_openai(self, status: int, headers: Mapping[str, str], body: str) -> None:
+        """Count an answer in no OpenAI shape; stop the run at the `FOREIGN_LIMIT`-th.
+
+        The caller has already checked the shape, and calls this only while the endpoint has
+        never given this client a well-formed completion: a 2xx whose body is not a JSON object
+        with a `choices` list, or a 4xx other than 401, 403, 404, 408, 409 and 429 whose body is
+        not a JSON object (OpenAI's errors are `{"error": {...}}`). 429 and 5xx are retried
+        whatever their body: proxies in front of real APIs serve HTML pages for those.
+
+        Why a few and not one, even for an HTML page: a single odd answer while a run starts
+        can be a load balancer or proxy that is not ready yet, and one answer alone cannot tell
+        that from a web page; three before any good one, counted over every concurrent
+        request of this client, can. At concurrency 3 or more that is the first wave of answers
+        (not `max_attempts` tries of every seed); at concurrency 1 it is one seed's first three
+        tries, at most 3 s of backoff. Answers below the limit are retried, not stored as
+        failures. Once one well-formed completion has arrived, the endpoint is known to speak
+        the API, and odd answers are a flaky proxy's: retried or failed per seed, as usual.
+        """
+        self._foreign += 1
+        if self._foreign < self.FOREIGN_LIMIT:
+            return
+        url = _display_url(str(self._client.base_url))
+        # Redact before quoting: a key cut in two by the quote's end would slip past redact.
+        answer = f"{status} {_describe_body(headers, self._redact(body))}"
+        raise ProviderError(
+            self._redact(
+                f"{url} does not speak the OpenAI API: POST /chat/completions answered "
+                f"{answer}; check --base-url"
+            )
+        )
+
+
+def _has_choices(data: Any) -> bool:
+    """Whether a decoded body has the shape of a chat completion: an object with a list of
+    `choices` (whatever is wrong inside it)."""
+    return isinstance(data, dict) and isinstance(data.get("choices"), list)
+
+
+#: How many characters of a body an error message quotes.
+QUOTE_CHARS = 80
+
+
+def _describe_body(headers: Mapping[str, str], body: str) -> str:
+    """`text/html "<!DOCTYPE html><html>…"`: a body's media type and start, on one line.
+
+    Pass the body redacted: this quotes its first `QUOTE_CHARS` characters, runs of whitespace
+    made one space and other control characters `?`.
+    """
+    media = headers.get("content-type", "").partition(";")[0].strip() or "no content type"
+    text = " ".join(body.split())
+    if not text:
+        return f"{media} with an empty body"
+    quoted = "".join(c if c.isprintable() else "?" for c in text[:QUOTE_CHARS])
+    return f'{media} "{quoted}{"…" if len(text) > QUOTE_CHARS else ""}"'
+
+
+def _display_url(url: str) -> str:
+    """`url` to show: without a trailing slash, or a user name and password in it."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        host = parts.hostname or ""
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts).rstrip("/")
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

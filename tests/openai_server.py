@@ -54,12 +54,28 @@ FAULTS = SUCCESS_FAULTS | {
     "timeout",
     "drop",
     "malformed",
+    "html",
+    "wrong_shape",
+    "405",
 }
 
 TIMEOUT_SLEEP = 30.0
 RETRY_AFTER = "0.2"
 GARBAGE = "I like turtles."
 MALFORMED_BODY = b'{"id": "chatcmpl-x", "choices": ['
+#: What a web server that is no OpenAI API answers: "html" (200), "405" (its error page), and
+#: "wrong_shape" (200 JSON of another API).
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html>\n  <head>\n    <title>Welcome to nginx!</title>\n  </head>\n"
+    b"  <body>\n    <h1>Welcome to nginx!</h1>\n    <p>If you see this page, the web server "
+    b"is successfully installed and working.</p>\n  </body>\n</html>\n"
+)
+NOT_ALLOWED_PAGE = (
+    b"<html>\n<head><title>405 Not Allowed</title></head>\n<body>\n"
+    b"<center><h1>405 Not Allowed</h1></center>\n<hr><center>nginx</center>\n</body>\n</html>\n"
+)
+WRONG_SHAPE_BODY = b'{"status": "ok"}'
+_HTML = "text/html; charset=utf-8"
 
 RATE_LIMIT_HEADERS = {
     "x-ratelimit-limit-requests": "10000",
@@ -423,6 +439,12 @@ class FakeOpenAI:
             return web.Response(status=500)
         if fault == "malformed":
             return web.Response(body=MALFORMED_BODY, headers={"Content-Type": _JSON})
+        if fault == "html":
+            return web.Response(body=HTML_PAGE, headers={"Content-Type": _HTML})
+        if fault == "wrong_shape":
+            return web.Response(body=WRONG_SHAPE_BODY, headers={"Content-Type": _JSON})
+        if fault == "405":
+            return web.Response(status=405, body=NOT_ALLOWED_PAGE, headers={"Content-Type": _HTML})
         if fault == "401":
             err = _auth_error("Bearer sk-fake-revoked-key")
             return web.Response(status=401, body=err, headers={"Content-Type": _JSON})

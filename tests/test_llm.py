@@ -8,7 +8,16 @@ import time
 import pytest
 
 from magicoder_data import llm
-from magicoder_data.llm import RateLimiter, TokenCounter, cost, parse_duration, price_of
+from magicoder_data.errors import ProviderError
+from magicoder_data.llm import (
+    ChatClient,
+    ClientSettings,
+    RateLimiter,
+    TokenCounter,
+    cost,
+    parse_duration,
+    price_of,
+)
 
 
 def test_prices_by_name_prefix_and_extension():
@@ -89,3 +98,31 @@ def test_offline_mode_never_tries_to_download(monkeypatch, caplog):
     monkeypatch.setattr(tiktoken, "encoding_for_model", lambda _: pytest.fail("went online"))
     assert not TokenCounter("gpt-4o").exact
     assert "offline" in caplog.text
+
+
+def test_the_not_openai_error_is_one_short_line_without_secrets():
+    key = "sk-test-SECRETKEY-0123456789abcdef"
+    page = f"<!DOCTYPE html>\n<html>\n  <body>\n\t<p>{key}</p>\n{'x' * 500}\n</body></html>\n"
+    headers = {"content-type": "text/html; charset=utf-8"}
+
+    async def scenario() -> str:
+        settings = ClientSettings(model="m", base_url="http://user:hunter2@127.0.0.1:9/v1/")
+        async with ChatClient(settings, key, redact=lambda t: t.replace(key, "***")) as client:
+            for _ in range(ChatClient.FOREIGN_LIMIT - 1):
+                client._not_openai(200, headers, page)  # below the limit: counted only
+            with pytest.raises(ProviderError) as caught:
+                client._not_openai(200, headers, page)
+            with pytest.raises(ProviderError) as straddling:  # the key across the quote's end
+                client._not_openai(200, headers, "y" * 70 + key + "z" * 100)
+            assert f'"{"y" * 70}***{"z" * 7}…"' in str(straddling.value)
+            return str(caught.value)
+
+    message = asyncio.run(scenario())
+    quoted = "<!DOCTYPE html> <html> <body> <p>***</p> " + "x" * 39
+    assert message == (
+        "http://127.0.0.1:9/v1 does not speak the OpenAI API: POST /chat/completions answered "
+        f'200 text/html "{quoted}…"; check --base-url'
+    )
+    assert key not in message and "hunter2" not in message
+    assert llm._describe_body({}, " \n") == "no content type with an empty body"
+    assert llm._describe_body({"content-type": "text/plain"}, "a\x00b") == 'text/plain "a?b"'

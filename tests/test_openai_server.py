@@ -161,6 +161,25 @@ def test_malformed_and_truncate_empty_garbage() -> None:
     assert fake.seen_seeds() == [2, 3, 4]
 
 
+def test_answers_of_a_server_that_is_no_openai_api() -> None:
+    faults = {1: ["html"], 2: ["wrong_shape"], 3: ["405"]}
+    with FakeOpenAI(faults=faults) as fake:
+
+        async def go() -> list[tuple[int, dict[str, str], bytes]]:
+            async with aiohttp.ClientSession() as s:
+                return [await post(s, fake.base_url, chat_body(seed)) for seed in (1, 2, 3, 1)]
+
+        html, wrong_shape, not_allowed, again = asyncio.run(go())
+
+    assert html[0] == 200 and html[1]["Content-Type"].startswith("text/html")
+    assert html[2].startswith(b"<!DOCTYPE html>")
+    assert wrong_shape[0] == 200 and json.loads(wrong_shape[2]) == {"status": "ok"}
+    assert not_allowed[0] == 405 and not_allowed[1]["Content-Type"].startswith("text/html")
+    assert b"405 Not Allowed" in not_allowed[2]
+    assert again[0] == 200 and json.loads(again[2])["choices"]  # the script is used up: "ok"
+    assert fake.seen_seeds() == [1]
+
+
 def test_wrong_api_key_gets_401_without_echoing_key(fake: FakeOpenAI) -> None:
     wrong = "sk-wrong-secret-key-9876wxyz"
 
