@@ -18,9 +18,12 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from .config import OPTIONS
 from .errors import RunError
 from .languages import LANGUAGES
 from .records import Drop
@@ -31,14 +34,15 @@ STAGE = "clean"
 Sample = dict[str, Any]
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=OPTIONS)
 class CleanConfig:
-    min_problem: int = 40
-    max_problem: int = 8_000
-    min_solution: int = 20
-    max_solution: int = 20_000
-    near_duplicate: float = 0.75  # Jaccard threshold for MinHash LSH; 1.0 turns it off
-    num_perm: int = 128
+    min_problem: int = Field(default=40, ge=0)
+    max_problem: int = Field(default=8_000, gt=0)
+    min_solution: int = Field(default=20, ge=0)
+    max_solution: int = Field(default=20_000, gt=0)
+    #: Jaccard threshold for MinHash LSH near-duplicates; 1.0 turns it off.
+    near_duplicate: float = Field(default=0.75, gt=0, le=1)
+    num_perm: int = Field(default=128, ge=16)
 
 
 class Check:

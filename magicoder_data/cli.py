@@ -12,11 +12,13 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 from urllib.parse import urlsplit
 
 import typer
+from typer.core import TyperOption
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -26,14 +28,24 @@ from . import clean as clean_stage
 from . import generate as generate_stage
 from . import seeds
 from .clean import CleanConfig
-from .config import GenerateConfig, SampleConfig, build, parse_mix, parse_pairs, scale_mix
+from .config import (
+    GenerateConfig,
+    SampleConfig,
+    build,
+    invalid_option,
+    parse_mix,
+    parse_pairs,
+    scale_mix,
+)
 from .decontam.methods import Settings as ScanSettings
-from .errors import ConfigError, MagicoderDataError, ProviderError
+from .errors import ConfigError, InvalidOption, MagicoderDataError, ProviderError
+from .generate import SendOptions
 from .languages import MAGICODER_MIX
 from .llm import ClientSettings
 from .local import LOCAL_MODEL, OSS_INSTRUCT_GRAMMAR, LocalServer
+from .outputs import replacing_file
 from .prompts import DEFAULT_TEMPLATE, load_template
-from .store import DB_NAME, RunStore
+from .store import CONFIG_NAME, DB_NAME, LOCK_NAME, RunStore
 
 app = typer.Typer(
     help="Build OSS-Instruct code-instruction datasets the Magicoder way.",
@@ -43,6 +55,15 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+
+
+class Backend(str, Enum):
+    """Who answers `generate`'s requests."""
+
+    auto = "auto"
+    openai = "openai"
+    local = "local"
+
 
 NewRunArg = Annotated[Path, typer.Argument(help="Run directory (created when new).")]
 RunArg = Annotated[Path, typer.Argument(help="Run directory, made by `magicoder-data sample`.")]
@@ -55,8 +76,23 @@ DUMPABLE = {
 }
 
 
-def _open_existing(run: Path) -> RunStore:
-    return RunStore.open(run, create=False)
+WaitOpt = Annotated[
+    bool, typer.Option(help="When another process is writing RUN, wait for it instead of stopping.")
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(help="Replace an existing output even if magicoder-data did not write it."),
+]
+
+
+def _writer(run: Path, wait: bool) -> RunStore:
+    """RUN opened for a stage that writes: holds the run's lock until closed."""
+    return RunStore.open(run, create=False, wait=wait)
+
+
+def _reader(run: Path) -> RunStore:
+    """RUN opened read-only: works beside a writer, and on runs the user may not write."""
+    return RunStore.open(run, readonly=True)
 
 
 @app.command()
@@ -92,6 +128,7 @@ def sample(
         ),
     ] = 1,
     plain: Annotated[bool, typer.Option(help="Plain log lines instead of a live display.")] = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Draw seed snippets (1-15 consecutive lines, one per document) into RUN.
 
@@ -101,7 +138,7 @@ def sample(
     """
     stored: dict[str, Any] = {}
     if (run / DB_NAME).exists():
-        with _open_existing(run) as store:
+        with _reader(run) as store:
             stored = store.stage_config(seeds.STAGE) or {}
     given: dict[str, Any] = {
         "source": source,
@@ -120,7 +157,7 @@ def sample(
     if "source" not in values:
         raise ConfigError("a new run needs --source (e.g. --source bundled)")
     config = build(SampleConfig, values)
-    with RunStore.open(run) as store:
+    with RunStore.open(run, wait=wait) as store:
         reports = seeds.sample(store, config, progress=_progress(plain), workers=workers)
     _print_reports(reports)
 
@@ -177,11 +214,9 @@ def generate(
     template: Annotated[
         str | None, typer.Option(help="Prompt template: a name in prompts/ or a folder.")
     ] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.", min=1)] = 64,
-    rpm: Annotated[
-        float | None, typer.Option(help="Requests per minute budget.", min=0.001)
-    ] = None,
-    tpm: Annotated[float | None, typer.Option(help="Tokens per minute budget.", min=1)] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 64,
+    rpm: Annotated[float | None, typer.Option(help="Requests per minute budget.")] = None,
+    tpm: Annotated[float | None, typer.Option(help="Tokens per minute budget.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Default 0 (Magicoder).")] = None,
     top_p: Annotated[
         float | None, typer.Option(help="Nucleus sampling (not sent if unset).")
@@ -207,31 +242,52 @@ def generate(
         int,
         typer.Option(
             help="Processes sharing the requests (one saturates near 700 req/s); "
-            "0: one per 256 in flight, at most one per core.",
-            min=0,
+            "0: one per 256 in flight, at most one per core."
         ),
     ] = 0,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one answer.")] = 300.0,
-    max_attempts: Annotated[int, typer.Option(help="Tries per request.", min=1)] = 8,
+    max_attempts: Annotated[int, typer.Option(help="Tries per request.")] = 8,
     backend: Annotated[
-        str, typer.Option(help="auto (local when no key, URL or model is given), openai or local.")
-    ] = "auto",
+        Backend,
+        typer.Option(help="auto (local when no key, URL or model is given), openai or local."),
+    ] = Backend.auto,
     model_path: Annotated[
         Path | None, typer.Option(help="GGUF model for the local backend (default: SmolLM2-135M).")
     ] = None,
     plain: Annotated[bool, typer.Option(help="Plain log lines instead of a live display.")] = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Ask the model for a problem and solution inspired by each seed, storing every answer.
 
-    Re-running sends no request whose response is stored.
+    Re-running sends no request whose response is stored. Ctrl-C stops sending and stores the
+    answers already on their way (a second Ctrl-C stops waiting for them).
 
     Example: magicoder-data generate runs/demo --model gpt-4o-mini --concurrency 256 --max-cost 5
     """
-    with _open_existing(run) as store:
+    options = build(
+        SendOptions,
+        {"retry_failed": retry_failed, "limit": limit, "max_cost": max_cost, "workers": workers},
+    )
+    client_options = {
+        "timeout": timeout,
+        "max_attempts": max_attempts,
+        "concurrency": concurrency,
+        "rpm": rpm,
+        "tpm": tpm,
+    }
+    build(ClientSettings, {"model": "-", **client_options})  # bad values fail before any work
+    prices = _prices(price or [])
+    api_key = os.environ.get(api_key_env, "")
+    if not api_key.isascii():
+        raise ConfigError(f"the key in {api_key_env} has non-ASCII characters; check it")
+    if base_url is not None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"--base-url {base_url!r} is not an http(s) URL")
+    with _writer(run, wait) as store:
         stored = store.stage_config(generate_stage.STAGE) or {}
-        api_key = os.environ.get(api_key_env, "")
-        local = backend == "local" or (
-            backend == "auto"
+        local = backend == Backend.local or (
+            backend == Backend.auto
             and not api_key
             and base_url is None
             and model is None
@@ -256,12 +312,6 @@ def generate(
         prompt = load_template(values.get("template", DEFAULT_TEMPLATE))
         values["template_sha256"] = prompt.sha256
         config = build(GenerateConfig, values)
-        if not api_key.isascii():
-            raise ConfigError(f"the key in {api_key_env} has non-ASCII characters; check it")
-        if base_url is not None:
-            parts = urlsplit(base_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"--base-url {base_url!r} is not an http(s) URL")
         if not api_key and not local:
             if base_url is None:
                 raise ConfigError(
@@ -269,7 +319,8 @@ def generate(
                     "(or --base-url for a server that needs no key)"
                 )
             api_key = "no-key"
-        prices = _prices(price or []) | ({LOCAL_MODEL: (0.0, 0.0)} if local else {})
+        if local:
+            prices[LOCAL_MODEL] = (0.0, 0.0)
         with ExitStack() as stack:
             if local:
                 err.print(
@@ -280,16 +331,11 @@ def generate(
                     soft_wrap=True,
                 )
                 server = stack.enter_context(LocalServer(model_path, log=run / "local-server.log"))
-                base_url, api_key, concurrency = server.base_url, "local", min(concurrency, 2)
+                base_url, api_key = server.base_url, "local"
+                client_options["concurrency"] = min(concurrency, 2)
             _check_reachable(base_url or "https://api.openai.com/v1")
-            settings = ClientSettings(
-                model=config.model,
-                base_url=base_url,
-                timeout=timeout,
-                max_attempts=max_attempts,
-                concurrency=concurrency,
-                rpm=rpm,
-                tpm=tpm,
+            settings = build(
+                ClientSettings, {"model": config.model, "base_url": base_url, **client_options}
             )
             display = stack.enter_context(_GenerateDisplay(plain))
             stats = generate_stage.generate(
@@ -298,14 +344,22 @@ def generate(
                 prompt,
                 settings,
                 api_key,
-                retry_failed=retry_failed,
-                limit=limit,
-                max_cost=max_cost,
+                options,
                 prices=prices,
-                workers=workers or max(1, min(os.cpu_count() or 1, concurrency // 256)),
                 progress=display.update,
             )
     display.final(stats)
+    if stats.interrupted:
+        lost = (
+            f"; {stats.abandoned:,} requests in flight were not answered in time and will be "
+            "sent again"
+            if stats.abandoned
+            else ""
+        )
+        raise Interrupted(
+            f"interrupted: every answer that arrived is stored{lost}; resume with "
+            f"`magicoder-data generate {run}`"
+        )
 
 
 def _check_reachable(url: str) -> None:
@@ -399,22 +453,26 @@ def clean(
         float, typer.Option(help="MinHash Jaccard threshold for near-duplicates; 1 turns it off.")
     ] = CleanConfig.near_duplicate,
     min_problem: Annotated[
-        int, typer.Option(help="Shortest problem, characters.", min=0)
+        int, typer.Option(help="Shortest problem, characters.")
     ] = CleanConfig.min_problem,
     min_solution: Annotated[
-        int, typer.Option(help="Shortest solution, characters.", min=0)
+        int, typer.Option(help="Shortest solution, characters.")
     ] = CleanConfig.min_solution,
+    wait: WaitOpt = False,
 ) -> None:
     """Drop duplicates, near-duplicates and broken samples, counting each reason.
 
     Example: magicoder-data clean runs/demo --near-duplicate 0.8
     """
-    if not 0 < near_duplicate <= 1:
-        raise ConfigError("--near-duplicate must be in (0, 1]")
-    config = CleanConfig(
-        min_problem=min_problem, min_solution=min_solution, near_duplicate=near_duplicate
+    config = build(
+        CleanConfig,
+        {
+            "min_problem": min_problem,
+            "min_solution": min_solution,
+            "near_duplicate": near_duplicate,
+        },
     )
-    with _open_existing(run) as store:
+    with _writer(run, wait) as store:
         dropped = clean_stage.clean(store, config)
     detail = ", ".join(f"{reason} {n:,}" for reason, n in sorted(dropped.items())) or "none"
     out.print(
@@ -448,11 +506,18 @@ def _scanner(benchmarks: str, methods: str, ngram: int, min_substring: int, thre
         raise ConfigError(
             f"unknown method {sorted(unknown)[0] if unknown else ''!r}; use {', '.join(METHODS)}"
         )
-    if ngram < 1 or min_substring < 1 or not 0 < threshold <= 1:
-        raise ConfigError("--ngram and --min-substring must be positive, --threshold in (0, 1]")
+    settings = build(
+        ScanSettings,
+        {
+            "methods": chosen,
+            "ngram": ngram,
+            "min_substring": min_substring,
+            "tfidf_threshold": threshold,
+        },
+        names={"tfidf_threshold": "threshold"},
+    )
     specs = registry.resolve(benchmarks.split(","))
     items = [item for spec in specs for item in registry.load(spec)]
-    settings = ScanSettings(chosen, ngram, min_substring, threshold)
     return items, settings, Scanner(items, settings)
 
 
@@ -464,6 +529,7 @@ def decontaminate(
     ngram: NgramOption = DEFAULTS.ngram,
     min_substring: MinSubstringOption = DEFAULTS.min_substring,
     threshold: ThresholdOption = DEFAULTS.tfidf_threshold,
+    wait: WaitOpt = False,
 ) -> None:
     """Drop samples that overlap benchmarks, keeping the evidence of each match.
 
@@ -471,8 +537,8 @@ def decontaminate(
     """
     from .decontam.stage import decontaminate as run_stage
 
-    with _open_existing(run) as store:
-        items, settings, _ = _scanner(benchmarks, methods, ngram, min_substring, threshold)
+    items, settings, _ = _scanner(benchmarks, methods, ngram, min_substring, threshold)
+    with _writer(run, wait) as store:
         config = {
             "benchmarks": benchmarks,
             "methods": list(settings.methods),
@@ -498,6 +564,7 @@ def audit(
     ngram: NgramOption = DEFAULTS.ngram,
     min_substring: MinSubstringOption = DEFAULTS.min_substring,
     threshold: ThresholdOption = DEFAULTS.tfidf_threshold,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Audit any dataset for benchmark contamination; write Markdown, HTML and flagged.jsonl.
 
@@ -509,7 +576,7 @@ def audit(
     if not names:
         raise ConfigError("--fields names no field")
     items, _, scanner = _scanner(benchmarks, methods, ngram, min_substring, threshold)
-    results = run_audit(datasets, names, items, scanner, report)
+    results = run_audit(datasets, names, items, scanner, report, overwrite=overwrite)
     for result in results:
         out.print(
             f"{result.label}: {len(result.flagged):,} of {result.samples:,} samples flagged",
@@ -533,7 +600,7 @@ def lintseq(
     language_field: Annotated[str | None, typer.Option(help="Per-row language field.")] = None,
     language: Annotated[str, typer.Option(help="Language when rows do not say.")] = "python",
     samples: Annotated[
-        int, typer.Option("-s", "--samples", help="Edit sequences per program.", min=1)
+        int, typer.Option("-s", "--samples", help="Edit sequences per program.")
     ] = 5,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     fidelity: Annotated[
@@ -542,6 +609,8 @@ def lintseq(
     workers: Annotated[
         int, typer.Option(help="Processes (default: all cores).", min=1)
     ] = os.cpu_count() or 1,
+    overwrite: OverwriteOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Turn programs into sequences of error-free insertion diffs (LintSeq).
 
@@ -549,19 +618,27 @@ def lintseq(
     """
     from .lintseq.stage import LintSeqConfig, run_file, run_stage
 
-    config = LintSeqConfig(samples=samples, seed=seed, fidelity=fidelity)
+    config = build(LintSeqConfig, {"samples": samples, "seed": seed, "fidelity": fidelity})
     if (run is None) == (input is None):
         raise ConfigError("give a RUN or --input FILE --output FILE, not both")
     if input is not None:
         if output is None:
             raise ConfigError("--input needs --output FILE")
         outcome = run_file(
-            input, output, instruction_field, code_field, language_field, language, config, workers
+            input,
+            output,
+            instruction_field,
+            code_field,
+            language_field,
+            language,
+            config,
+            workers,
+            overwrite=overwrite,
         )
         where = f"{output} (rejected: {output.name}.rejected.jsonl)"
     else:
         assert run is not None
-        with _open_existing(run) as store:
+        with _writer(run, wait) as store:
             outcome = run_stage(store, config, workers)
         where = f"{run} (magicoder-data dump {run} lintseq)"
     detail = ", ".join(f"{k} {n:,}" for k, n in sorted(outcome.items())) or "nothing to do"
@@ -595,9 +672,15 @@ def _rows(counts: dict[str, int]) -> str:
 @app.command()
 def export(
     run: RunArg,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (replaced).")],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Folder to write: new, empty, or an earlier export (which is replaced)."
+        ),
+    ],
     config: ConfigsOpt = "oss-instruct,sft",
     license: LicenseOpt = "other",
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Write a Hub-ready dataset folder: parquet shards per config and a dataset card.
 
@@ -606,8 +689,8 @@ def export(
     from .export import export as run_export
 
     names = _configs(config)
-    with _open_existing(run) as store:
-        counts = run_export(store, out_dir, names, license)
+    with _reader(run) as store:
+        counts = run_export(store, out_dir, names, license, overwrite=overwrite)
     out.print(f"export: {_rows(counts)} -> {out_dir}", highlight=False, soft_wrap=True)
 
 
@@ -621,6 +704,7 @@ def push(
     ] = None,
     config: ConfigsOpt = "oss-instruct,sft",
     license: LicenseOpt = "other",
+    wait: WaitOpt = False,
 ) -> None:
     """Export the run and upload it to a Hub dataset repo; pushing again updates it in place.
 
@@ -631,7 +715,7 @@ def push(
     from .export import push as run_push
 
     names = _configs(config)
-    with _open_existing(run) as store:
+    with _writer(run, wait) as store:
         result = run_push(
             store, repo_id, names, private=private, revision=revision, license=license
         )
@@ -645,28 +729,39 @@ def push(
 
 
 PIPELINE = ("sample", "generate", "clean", "decontaminate", "lintseq", "export", "push")
+COMMANDS: dict[str, Callable[..., None]] = {
+    "sample": sample,
+    "generate": generate,
+    "clean": clean,
+    "decontaminate": decontaminate,
+    "lintseq": lintseq,
+    "export": export,
+    "push": push,
+}
 
 
 @app.command("run")
 def run_pipeline(
     config_file: Annotated[Path, typer.Argument(help="YAML: `run: DIR` and a section per stage.")],
+    wait: WaitOpt = False,
 ) -> None:
     """Run the whole pipeline from one config; each stage resumes and is skipped when complete.
 
     Sections take the options of the stage's command (`sample`, `generate`, `clean`,
-    `decontaminate`, `lintseq`, `export`, `push`); a stage without a section does not run.
+    `decontaminate`, `lintseq`, `export`, `push`), named as on the command line without the
+    dashes (`--max-cost` is `max_cost`); a stage without a section does not run. Every section
+    is checked before the first stage starts.
 
     Example: magicoder-data run examples/oss-instruct-75k.yaml
     """
-    import inspect
-
     import yaml
-    from pydantic import ValidationError, validate_call
 
     try:
         data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{config_file} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {config_file}: {_reason(exc)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("run"), str):
         raise ConfigError(f"{config_file} needs `run: DIR` naming the run directory")
     for key in data:
@@ -674,42 +769,78 @@ def run_pipeline(
             raise ConfigError(
                 f"unknown key {key!r} in {config_file}; use run, {', '.join(PIPELINE)}"
             )
-    commands: dict[str, Callable[..., None]] = {
-        "sample": sample,
-        "generate": generate,
-        "clean": clean,
-        "decontaminate": decontaminate,
-        "lintseq": lintseq,
-        "export": export,
-        "push": push,
-    }
-    calls = []
-    for stage in PIPELINE:
-        if stage not in data:
-            continue
-        options = dict(data[stage] or {})
-        for key, value in list(options.items()):  # YAML mappings for the comma-list options
-            if isinstance(value, dict):
-                options[key] = ",".join(f"{k}={v}" for k, v in value.items())
-        if stage == "export" and "out" in options:
-            options["out_dir"] = options.pop("out")
-        known = set(inspect.signature(commands[stage]).parameters) - {"run"}
-        for key in options:
-            if key not in known:
-                raise ConfigError(
-                    f"unknown setting {stage}.{key} in {config_file}; "
-                    f"known: {', '.join(sorted(known))}"
-                )
-        calls.append((stage, options))
+    stages = [stage for stage in PIPELINE if stage in data]
+    if not stages:
+        raise ConfigError(
+            f"{config_file} names no stage; add sections such as `sample:` and `generate:`"
+        )
+    calls = [(stage, _section(stage, data[stage], config_file, wait)) for stage in stages]
     run_dir = Path(data["run"])
-    for stage, options in calls:
+    for stage, kwargs in calls:
         err.print(f"== {stage}", highlight=False)
         try:
-            validate_call(commands[stage])(run=run_dir, **options)
+            COMMANDS[stage](run=run_dir, **kwargs)
+        except InvalidOption as exc:
+            name = exc.field.split(".")[0]
+            key = next((k for k, (param, _, _) in _settings(stage).items() if param == name), name)
+            raise ConfigError(
+                f"invalid setting {stage}.{key} in {config_file}: {exc.reason}"
+                if exc.field
+                else f"section {stage} in {config_file}: {exc.reason}"
+            ) from None
+
+
+def _settings(command: str) -> dict[str, tuple[str, Any, bool]]:
+    """A command's options as config keys (the long option without dashes):
+    key -> (parameter name, type, required)."""
+    import typing
+
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    hints = typing.get_type_hints(COMMANDS[command])
+    settings = {}
+    for param in click_command.params:
+        if param.name == "run" or not isinstance(param, TyperOption):
+            continue
+        key = max(param.opts, key=len).lstrip("-").replace("-", "_")
+        settings[key] = (str(param.name), hints[str(param.name)], param.required)
+    return settings
+
+
+def _section(stage: str, section: Any, config_file: Path, wait: bool) -> dict[str, Any]:
+    """A config section as keyword arguments of its command, each value checked strictly
+    (`true` is not a number, `"5"` is not an integer)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"section {stage} in {config_file} must hold settings (`key: value` lines), "
+            f"not {section!r}"
+        )
+    known = _settings(stage)
+    kwargs: dict[str, Any] = {}
+    for key, value in section.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown setting {stage}.{key} in {config_file}; known: {', '.join(sorted(known))}"
+            )
+        name, kind, _ = known[key]
+        if isinstance(value, dict):  # YAML mappings for the comma-list options (mix, ...)
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        try:
+            kwargs[name] = TypeAdapter(kind).validate_json(
+                json.dumps(value, default=str), strict=True
+            )
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"invalid setting {stage}.{where}: {first['msg']}") from None
+            reason = invalid_option(exc).reason
+            raise ConfigError(f"invalid setting {stage}.{key} in {config_file}: {reason}") from None
+    for key, (name, _, required) in known.items():
+        if required and name not in kwargs:
+            raise ConfigError(f"section {stage} in {config_file} needs `{key}`")
+    if wait and "wait" in known:
+        kwargs.setdefault("wait", True)
+    return kwargs
 
 
 @app.command()
@@ -721,7 +852,7 @@ def status(
 
     Example: magicoder-data status runs/demo --json
     """
-    with _open_existing(run) as store:
+    with _reader(run) as store:
         report = store.status()
     if as_json:
         out.print_json(json.dumps(report))
@@ -773,6 +904,7 @@ def dump(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write here instead of stdout.")
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
     """Write a stage's rows as JSON lines.
 
@@ -780,7 +912,7 @@ def dump(
     """
     if stage not in DUMPABLE:
         raise ConfigError(f"unknown stage {stage!r}; dumpable: {', '.join(DUMPABLE)}")
-    with _open_existing(run) as store:
+    with _reader(run) as store:
         if stage == "seeds" and store.stage_status(seeds.STAGE) != "complete":
             raise ConfigError(
                 f"{run}: sampling has not finished; run `magicoder-data sample {run}` first"
@@ -788,10 +920,10 @@ def dump(
         if out_file is None:
             _write_jsonl(DUMPABLE[stage](store), sys.stdout)
             return
-        tmp = out_file.with_name(out_file.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
+        owned = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", CONFIG_NAME, LOCK_NAME)
+        run_files = [run / name for name in owned]
+        with replacing_file(out_file, inputs=run_files, overwrite=overwrite) as handle:
             count = _write_jsonl(DUMPABLE[stage](store), handle)
-        tmp.replace(out_file)
     err.print(f"wrote {count:,} {stage} rows to {out_file}", highlight=False)
 
 
@@ -803,20 +935,62 @@ def _write_jsonl(rows: Any, handle: TextIO) -> int:
     return count
 
 
-def main() -> None:
-    """Console entry point: one line and exit 1 for user errors, never a traceback."""
+class Interrupted(Exception):
+    """A command that stopped on Ctrl-C after saving what it could; its message says what."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one `error:` line for anything the user can fix, never a traceback.
+
+    Exit codes: 0 done, 1 an error the user can fix, 2 a command line that does not parse,
+    130 interrupted (stored work is kept).
+    """
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    args = sys.argv[1:] if argv is None else argv
     try:
-        app()
+        code = app(args=args or ["--help"], prog_name="magicoder-data", standalone_mode=False)
+    except typer.TyperException as exc:  # the command line did not parse (click's errors)
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `magicoder-data {ctx.info_name} --help`)" if ctx else ""
+        code = _fail(_one_line(exc.format_message()) + where, exc.exit_code)
+    except typer.Abort:
+        code = _fail("aborted", 1)
+    except InvalidOption as exc:
+        where = f"invalid {_option_name(args, exc.field)}: " if exc.field else ""
+        code = _fail(where + exc.reason, 1)
     except MagicoderDataError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(1)
+        code = _fail(str(exc), 1)
+    except Interrupted as exc:
+        err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        sys.exit(130)
     except OSError as exc:  # unwritable output paths and the like: the user's to fix
         where = f": {exc.filename}" if exc.filename else ""
-        err.print(
-            f"error: {exc.strerror or exc}{where}", highlight=False, markup=False, soft_wrap=True
-        )
-        sys.exit(1)
+        code = _fail(f"{exc.strerror or exc}{where}", 1)
     except KeyboardInterrupt:
+        code = 130
+    if code == 130:
         err.print("interrupted; stored work is kept, re-run the command to resume", markup=False)
-        sys.exit(130)
+    sys.exit(code or 0)
+
+
+def _fail(message: str, code: int) -> int:
+    err.print(f"error: {message}", highlight=False, markup=False, soft_wrap=True)
+    return code
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _option_name(args: list[str], field: str) -> str:
+    """The option the user typed for a library setting (`timeout` -> `--timeout`)."""
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    command = commands.get(next((a for a in args if not a.startswith("-")), ""))
+    for param in command.params if command else []:
+        if param.name == field.split(".")[0] and isinstance(param, TyperOption):
+            return max(param.opts, key=len) + field[len(field.split(".")[0]) :]
+    return "--" + field.replace("_", "-")

@@ -6,14 +6,27 @@ rather than a setting silently ignored.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidOption
 from .languages import LANGUAGES, MAGICODER_MIX, canonical
 
 SourceKind = Literal["auto", "bundled", "hub", "folder", "tree"]
+#: Config of every settings dataclass (pydantic.dataclasses): unknown fields are errors.
+OPTIONS = ConfigDict(extra="forbid")
+
+
+T = TypeVar("T")
 
 
 class StrictModel(BaseModel):
@@ -123,12 +136,24 @@ def scale_mix(mix: dict[str, int], total: int) -> dict[str, int]:
     return quotas
 
 
-def build(model: type[StrictModel], values: dict[str, Any]) -> Any:
-    """Validate `values` into `model`, turning pydantic's report into one ConfigError line."""
+def build(model: type[T], values: dict[str, Any], names: dict[str, str] | None = None) -> T:
+    """Validate `values` into `model` (a pydantic model or dataclass); InvalidOption names the
+    first bad setting, as `names` calls it where the caller's name differs from the field's."""
     try:
-        return model.model_validate(values)
+        return TypeAdapter(model).validate_python(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or model.__name__
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"invalid setting {where}: {message}") from None
+        problem = invalid_option(exc)
+        field = (names or {}).get(problem.field, problem.field)
+        raise InvalidOption(field, problem.reason) from None
+
+
+def invalid_option(exc: ValidationError) -> InvalidOption:
+    """Pydantic's report as one InvalidOption: the first bad setting (empty when the settings
+    disagree with each other), why, and what was given."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    if "input" in first and first["type"] != "missing" and not isinstance(first["input"], dict):
+        message += f" (got {first['input']!r})"
+    return InvalidOption(where, message)

@@ -5,9 +5,11 @@ prints its message on one line and exits 1, so user errors never show a tracebac
 
     MagicoderDataError
     ├── ConfigError        invalid options, config file or language mix
+    │   └── InvalidOption      one setting out of range or of the wrong type (names it)
     ├── SourceError        a seed source that is missing, unreachable or corrupt
     ├── RunError           a run directory that cannot be used as asked
-    │   └── RunMismatchError   RUN was started with a different config
+    │   ├── RunMismatchError   RUN was started with a different config
+    │   └── RunBusyError       another process is writing RUN
     ├── ProviderError      the LLM provider refuses the whole run (bad key, unknown model)
     └── HubError           the Hugging Face Hub refuses a push (no token, no rights, offline)
 
@@ -25,6 +27,15 @@ class ConfigError(MagicoderDataError):
     """Options or configuration that cannot be used."""
 
 
+class InvalidOption(ConfigError):
+    """One setting that cannot be used; the CLI names it as the user typed it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"invalid setting {field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+
+
 class SourceError(MagicoderDataError):
     """A seed source that is missing, unreachable or unreadable."""
 
@@ -35,6 +46,10 @@ class RunError(MagicoderDataError):
 
 class RunMismatchError(RunError):
     """A stage was re-run on RUN with settings other than those it was started with."""
+
+
+class RunBusyError(RunError):
+    """Another process holds the run's writer lock."""
 
 
 class ProviderError(MagicoderDataError):

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, HubError, RunError
 from .local import LOCAL_MODEL
+from .outputs import MARKER, replacing_folder
 from .store import RunStore, reason_totals
 
 if TYPE_CHECKING:
     from huggingface_hub.errors import HfHubHTTPError
 
+log = logging.getLogger("magicoder_data")
 CONFIGS = ("oss-instruct", "sft", "lintseq")
 SHARD_ROWS = 100_000
 WRITE_BATCH = 2_000
@@ -168,29 +170,37 @@ def export(
     configs: list[str],
     license: str = "other",
     repo_id: str | None = None,
+    *,
+    overwrite: bool = False,
 ) -> dict[str, int]:
     """Write the chosen configs and a dataset card into `out`; returns rows per config.
 
-    `repo_id` is where the folder is going, for the card's loading example (default: `out`).
+    `out` is replaced only when it is new, empty or an earlier export (see `outputs`), or with
+    `overwrite`. `repo_id` is where the folder is going, for the card's loading example.
     """
     _check_finished(store, configs)
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    counts = {
-        config: _write(_rows(store, config), staging / "data" / config, config)
-        for config in configs
-    }
-    if not any(counts.values()):
-        shutil.rmtree(staging)
-        raise RunError(
-            f"{store.root}: no sample survived generation and cleaning; nothing to export"
+    for stage in ("clean", "decontaminate"):
+        if store.stage_status(stage) is None:
+            log.warning(
+                "%s: %s never ran, so the export is not %s; run `magicoder-data %s %s` first",
+                store.root,
+                stage,
+                "cleaned" if stage == "clean" else "decontaminated",
+                stage,
+                store.root,
+            )
+    with replacing_folder(out, kind="export", protect=[store.root], overwrite=overwrite) as folder:
+        counts = {
+            config: _write(_rows(store, config), folder / "data" / config, config)
+            for config in configs
+        }
+        if not any(counts.values()):
+            raise RunError(
+                f"{store.root}: no sample survived generation and cleaning; nothing to export"
+            )
+        (folder / "README.md").write_text(
+            card(store, counts, license, repo_id or str(out)), encoding="utf-8"
         )
-    (staging / "README.md").write_text(
-        card(store, counts, license, repo_id or str(out)), encoding="utf-8"
-    )
-    if out.exists():
-        shutil.rmtree(out)
-    staging.replace(out)
     return counts
 
 
@@ -247,6 +257,7 @@ def push(
                 commit_message=f"magicoder-data push of {store.root.name}: "
                 + ", ".join(f"{name} {n:,} rows" for name, n in rows.items()),
                 delete_patterns=["data/**"],
+                ignore_patterns=[MARKER],
             )
     changed = info.oid != before.sha
     store.record_push(repo_id, revision or "main", (info.oid, info.commit_url), rows, changed)

@@ -9,7 +9,9 @@ failed and truncated ones. A cost budget stops dispatching before it would be ex
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
@@ -20,14 +22,20 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-from .config import GenerateConfig
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from .config import OPTIONS, GenerateConfig
 from .errors import ConfigError, MagicoderDataError, RunError
-from .llm import ChatClient, ClientSettings, Completion, TokenCounter, cost, price_of
+from .llm import ChatClient, ClientSettings, Completion, Stopped, TokenCounter, cost, price_of
 from .parse import main_code, parse_response
 from .prompts import PromptTemplate
 from .store import RunStore
 
+log = logging.getLogger("magicoder_data")
 STAGE = "generate"
+#: Seconds that answers already requested may still arrive, and be stored, after a Ctrl-C.
+GRACE = 10.0
 
 
 @dataclass
@@ -43,6 +51,8 @@ class GenerateStats:
     spent: float = 0.0
     started: float = field(default_factory=time.monotonic)
     stopped_by_budget: bool = False
+    interrupted: bool = False  # a stop signal ended dispatching
+    abandoned: int = 0  # requests still unanswered when the grace period ended
 
     @property
     def elapsed(self) -> float:
@@ -120,6 +130,21 @@ class Job:
     budget: float | None = None  # US$ this job may spend
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     part: tuple[int, int] = (0, 1)  # (k, n): seeds whose id % n == k
+    grace: float = GRACE  # seconds to wait for answers in flight after a stop signal
+    stop_signal: int = signal.SIGINT  # worker processes stop on SIGUSR1 from their parent
+
+
+@pydantic_dataclass(frozen=True, config=OPTIONS)
+class SendOptions:
+    """How much of the run to send now, and how; none of it changes what a sample says."""
+
+    retry_failed: bool = False  # re-send failed and truncated samples too
+    limit: int | None = Field(default=None, ge=0)  # send at most this many requests
+    max_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # US$ for the whole run
+    workers: int = Field(
+        default=1, ge=0
+    )  # processes; 0: one per 256 in flight, at most one per core
+    grace: float = Field(default=GRACE, ge=0)  # seconds answers in flight may arrive after a Ctrl-C
 
 
 def generate(
@@ -128,12 +153,9 @@ def generate(
     template: PromptTemplate,
     settings: ClientSettings,
     api_key: str,
+    options: SendOptions | None = None,
     *,
-    retry_failed: bool = False,
-    limit: int | None = None,
-    max_cost: float | None = None,
     prices: Mapping[str, tuple[float, float]] | None = None,
-    workers: int = 1,
     progress: Progress | None = None,
 ) -> GenerateStats:
     """Send the pending seeds of `store` and store every response; see the module docstring.
@@ -141,9 +163,20 @@ def generate(
     With `workers` > 1 the seeds are split over that many processes (by id), each with its share
     of the concurrency, the rate limits and the remaining budget: one event loop saturates a core
     at about 700 requests/s.
+
+    A first Ctrl-C (SIGINT) stops dispatching and stores the answers that arrive within `grace`
+    seconds; a second one stops waiting. The returned stats then say `interrupted`.
     """
     if store.stage_status("sample") != "complete":
         raise RunError(f"{store.root}: sample seeds first (`magicoder-data sample {store.root}`)")
+    options = options or SendOptions()
+    retry_failed, limit, max_cost, grace = (
+        options.retry_failed,
+        options.limit,
+        options.max_cost,
+        options.grace,
+    )
+    workers = options.workers or max(1, min(os.cpu_count() or 1, settings.concurrency // 256))
     if max_cost is not None and price_of(config.model, prices) is None:
         raise ConfigError(
             f"no price known for model {config.model!r}, so --max-cost cannot be kept; "
@@ -168,6 +201,8 @@ def generate(
             budget=None if left is None else left / workers,
             prices=dict(prices or {}),
             part=(k, workers),
+            grace=grace,
+            stop_signal=signal.SIGINT if workers == 1 else signal.SIGUSR1,
         )
         for k in range(workers)
     ]
@@ -206,6 +241,8 @@ async def _send_all(
         params["grammar"] = config.grammar
 
     unsaved: list[dict[str, Any]] = []
+    stop, quit_now = asyncio.Event(), asyncio.Event()
+    in_flight = 0
 
     def save() -> None:
         """Commit every response that arrived during this turn of the event loop, together."""
@@ -214,15 +251,20 @@ async def _send_all(
         store.record_samples(rows)
 
     async with ChatClient(job.settings, job.api_key, redact=_redactor(job.api_key)) as client:
+        client.stopping = stop.is_set
 
         async def worker() -> None:
+            nonlocal in_flight
             for seed in pending:
+                if stop.is_set():
+                    return
                 messages = job.template.messages(seed["snippet"], seed["language"])
                 prompt_tokens = counter.count(messages)
                 worst = cost(price, prompt_tokens, config.max_tokens)
                 if not budget.reserve(worst):
                     stats.stopped_by_budget = True
                     return
+                in_flight += 1
                 try:
                     completion = await client.complete(
                         messages,
@@ -230,9 +272,14 @@ async def _send_all(
                         seed=config.seed + seed["id"],
                         **params,
                     )
+                except Stopped:  # stopped before this request went out: nothing to store
+                    budget.settle(worst, 0.0)
+                    return
                 except BaseException:
                     budget.settle(worst, 0.0)
                     raise
+                finally:
+                    in_flight -= 1
                 row = sample_row(seed, completion, config, price)
                 unsaved.append(row)
                 await asyncio.sleep(0)  # let the other answers of this turn of the loop arrive
@@ -243,15 +290,54 @@ async def _send_all(
                 if progress:
                     progress(stats)
 
+        def on_signal() -> None:
+            if stop.is_set():
+                quit_now.set()
+                return
+            stop.set()
+            log.warning(
+                "stopping: no new requests; storing the answers to the %d in flight that arrive "
+                "within %gs (press Ctrl-C again to quit now)",
+                in_flight,
+                job.grace,
+            )
+
         workers = [asyncio.create_task(worker()) for _ in range(job.settings.concurrency)]
+        everything = asyncio.gather(*workers)
+        everything.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen below
+        handled = _handle_signal(job.stop_signal, on_signal)
         try:
-            await asyncio.gather(*workers)
+            stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([everything, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if not everything.done():
+                stats.interrupted = True
+                quitting: asyncio.Future[Any] = asyncio.ensure_future(quit_now.wait())
+                await asyncio.wait(
+                    [everything, quitting], timeout=job.grace, return_when=asyncio.FIRST_COMPLETED
+                )
+                quitting.cancel()
+                stats.abandoned = in_flight
+            stopped.cancel()
+            if everything.done():
+                everything.result()  # a fatal error of any worker stops the run here
         finally:
+            if handled:
+                asyncio.get_running_loop().remove_signal_handler(job.stop_signal)
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             if unsaved:
                 save()
+
+
+def _handle_signal(signum: int, callback: Callable[[], None]) -> bool:
+    """Route `signum` to `callback` in the running loop; False where that is impossible
+    (not the main thread, or a platform without loop signal handlers)."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signum, callback)
+    except (ValueError, RuntimeError, NotImplementedError):
+        return False
+    return True
 
 
 def _run_parallel(jobs: list[Job], progress: Progress | None) -> GenerateStats:
@@ -265,6 +351,18 @@ def _run_parallel(jobs: list[Job], progress: Progress | None) -> GenerateStats:
     latest = {job.part[0]: GenerateStats(total=0) for job in jobs}
     started = time.monotonic()
     finished: set[int] = set()
+
+    def forward(signum: int, frame: object) -> None:
+        """Ctrl-C reaches the workers as SIGUSR1: they stop gracefully, or at once the 2nd time."""
+        log.warning("stopping: no new requests; storing the answers in flight")
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGUSR1)
+
+    try:
+        previous = signal.signal(signal.SIGINT, forward)
+    except ValueError:  # not the main thread: leave SIGINT alone
+        previous = None
     try:
         for process in processes:
             process.start()
@@ -285,6 +383,8 @@ def _run_parallel(jobs: list[Job], progress: Progress | None) -> GenerateStats:
             if progress:
                 progress(_combined(latest.values(), started))
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         for process in processes:
             if process.is_alive():
                 process.terminate()
@@ -294,7 +394,11 @@ def _run_parallel(jobs: list[Job], progress: Progress | None) -> GenerateStats:
 
 
 def _job_process(job: Job, queue: Any, parent: int) -> None:
-    """Body of a worker process: run the job, report counts, and die with the parent."""
+    """Body of a worker process: run the job, report counts, and die with the parent.
+
+    Ctrl-C reaches the parent, which relays it as SIGUSR1 (see `_run_parallel`).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     last = 0.0
 
     def report(stats: GenerateStats) -> None:
@@ -306,7 +410,7 @@ def _job_process(job: Job, queue: Any, parent: int) -> None:
             queue.put(("stats", job.part[0], stats))
 
     try:
-        with RunStore.open(job.run, create=False) as store:
+        with RunStore.open(job.run, create=False, lock=False) as store:  # the parent holds it
             stats = run_job(job, store, report)
         queue.put(("done", job.part[0], stats))
     except MagicoderDataError as exc:
@@ -326,6 +430,8 @@ def _combined(parts: Iterable[GenerateStats], started: float) -> GenerateStats:
         total.completion_tokens += part.completion_tokens
         total.spent += part.spent
         total.stopped_by_budget |= part.stopped_by_budget
+        total.interrupted |= part.interrupted
+        total.abandoned += part.abandoned
     return total
 
 

@@ -7,8 +7,12 @@ a list of named migrations applied, each in its own transaction, when the store 
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import sqlite3
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -16,10 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import RunError, RunMismatchError
+from .errors import RunBusyError, RunError, RunMismatchError
 from .records import Drop, Seed
 
 DB_NAME = "run.db"
+LOCK_NAME = "run.lock"
+log = logging.getLogger("magicoder_data")
 CONFIG_NAME = "config.json"
 
 MIGRATIONS: list[tuple[str, str]] = [
@@ -247,27 +253,121 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _connect_readonly(db: Path) -> sqlite3.Connection:
+    """A connection that never writes: `mode=ro`, or `immutable` where even the WAL's shared
+    memory cannot be created (a read-only folder, whose run nobody can be writing)."""
+    errors = []
+    for flags in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(f"{db.resolve().as_uri()}?{flags}", uri=True)
+            if not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = '_migrations'"
+            ).fetchone():
+                conn.close()
+                raise RunError(f"{db} is not a run database (no run tables)")
+        except sqlite3.OperationalError as exc:
+            errors.append(str(exc))
+            continue
+        except sqlite3.DatabaseError as exc:
+            raise RunError(f"{db} is not a usable run database: {exc}") from None
+        applied = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+        if not {name for name, _ in MIGRATIONS} <= applied:
+            conn.close()
+            raise RunError(
+                f"{db.parent} was written by an older magicoder-data; run one of its stages "
+                "(e.g. `magicoder-data clean`) once to upgrade it"
+            )
+        return conn
+    raise RunError(f"cannot read run database {db}: {errors[-1]}")
+
+
+def _holder(fd: int) -> str:
+    """Who holds a run's lock, from what they wrote into the lock file."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"pid {info['pid']} ({info['command']}, since {info['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def _acquire(root: Path, wait: bool) -> int:
+    """Take RUN's writer lock (an OS lock, so a crashed holder never leaves it stale)."""
+    try:
+        fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise RunError(
+            f"cannot lock {root} for writing ({exc.strerror}); read-only runs can still be "
+            "read with status, dump and export"
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if not wait:
+                raise RunBusyError(
+                    f"{root} is being written by {holder}; wait for it to finish, or pass "
+                    "--wait to queue behind it"
+                ) from None
+            log.warning("%s is being written by %s; waiting for it to finish", root, holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]])
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record = json.dumps({"pid": os.getpid(), "command": command, "since": since})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record.encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 class RunStore:
     """A run directory and its database; open with :meth:`open`, use as a context manager."""
 
-    def __init__(self, root: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, root: Path, conn: sqlite3.Connection, lock_fd: int | None = None) -> None:
         self.root = root
         self._conn = conn
+        self._lock_fd = lock_fd
 
     @classmethod
-    def open(cls, root: str | Path, *, create: bool = True) -> RunStore:
-        """Open RUN (creating it when `create`), applying any pending migrations."""
+    def open(
+        cls,
+        root: str | Path,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        wait: bool = False,
+        lock: bool = True,
+    ) -> RunStore:
+        """Open RUN (creating it when `create`), applying any pending migrations.
+
+        A writer holds the run's lock until it closes: a second writer gets RunBusyError naming
+        the holder, or with `wait` blocks until the lock is free. `readonly` opens without the
+        lock and without writing anything, so readers work beside a writer and on read-only
+        runs. `lock=False` is only for worker processes of a process that holds the lock.
+        """
         root = Path(root)
         db = root / DB_NAME
         if root.exists() and not root.is_dir():
             raise RunError(f"run path {root} exists and is not a directory")
         if not db.exists():
-            if not create:
+            if not create or readonly:
                 raise RunError(
                     f"{root} is not a run directory (no {DB_NAME}); start one with "
                     f"`magicoder-data sample {root} --source ...`"
                 )
             root.mkdir(parents=True, exist_ok=True)
+        elif db.stat().st_size == 0:
+            raise RunError(f"{db} is empty, not a run database; remove it or use another folder")
+        if readonly:
+            return cls(root, _connect_readonly(db))
+        lock_fd = _acquire(root, wait) if lock else None
         try:
             conn = sqlite3.connect(db, isolation_level=None, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -275,10 +375,14 @@ class RunStore:
             # only an OS crash could lose the newest ones, never corrupt the file.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            store = cls(root, conn, lock_fd)
+            store._migrate()
         except sqlite3.DatabaseError as exc:
+            _release(lock_fd)
             raise RunError(f"cannot open run database {db}: {exc}") from None
-        store = cls(root, conn)
-        store._migrate()
+        except BaseException:
+            _release(lock_fd)
+            raise
         return store
 
     def _query(self, sql: str, params: tuple = ()) -> Iterator[dict[str, Any]]:
@@ -299,6 +403,8 @@ class RunStore:
 
     def close(self) -> None:
         self._conn.close()
+        _release(self._lock_fd)
+        self._lock_fd = None
 
     def __enter__(self) -> RunStore:
         return self

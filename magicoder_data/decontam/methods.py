@@ -15,23 +15,28 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from ..config import OPTIONS
 from .benchmarks import BenchmarkItem
 
 _WORD = re.compile(r"\w+")
-METHODS = ("substring", "ngram", "tfidf")
+Method = Literal["substring", "ngram", "tfidf"]
+METHODS: tuple[Method, ...] = ("substring", "ngram", "tfidf")
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=OPTIONS)
 class Settings:
     """Which methods run and how strict each is."""
 
-    methods: tuple[str, ...] = METHODS
-    ngram: int = 10
-    min_substring: int = 50
-    tfidf_threshold: float = 0.45
+    methods: tuple[Method, ...] = Field(default=METHODS, min_length=1)
+    ngram: int = Field(default=10, ge=1)
+    min_substring: int = Field(default=50, ge=1)
+    tfidf_threshold: float = Field(default=0.45, gt=0, le=1)
 
 
 @dataclass(frozen=True)

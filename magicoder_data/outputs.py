@@ -1,0 +1,155 @@
+"""Output paths that never destroy what the tool did not write.
+
+A folder output (an export, an audit report) is built in a fresh hidden staging folder beside
+it and swapped in only when complete. It replaces an existing folder only when that folder is
+empty or carries the marker file the tool writes into every folder it makes; any other folder
+needs `overwrite`, and the current folder, the run, or a folder holding either is never
+replaced. A file output is written to a fresh temporary file and renamed over the target; an
+existing file is replaced only with `overwrite`, and never when it is one of the inputs.
+Temporary files and folders are removed on every exit, and a killed run's leftovers are
+removed the next time (they carry the marker).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from .errors import ConfigError
+
+#: Written into every folder the tool makes; its presence lets a later run replace the folder.
+MARKER = ".magicoder-data.json"
+
+
+def _umasked(mode: int) -> int:
+    """`mode` less the process umask: what a plain open() or mkdir() would have made."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_folder(
+    out: Path, *, protect: Iterable[Path] = (), overwrite: bool = False, what: str = "--out"
+) -> None:
+    """Refuse (ConfigError) a folder output that would destroy something the tool did not make.
+
+    `protect` lists folders (the run) that the output may sit inside but never replace.
+    """
+    target = out.resolve()
+    cwd = Path.cwd().resolve()
+    if _inside(cwd, target):
+        raise ConfigError(f"{what} {out} is the current folder or holds it; choose a new folder")
+    if target == Path.home().resolve() or target == Path(target.anchor):
+        raise ConfigError(f"{what} {out} is a home or root folder; choose a new folder")
+    for folder in protect:
+        if _inside(folder.resolve(), target):
+            raise ConfigError(f"{what} {out} is the run {folder} or holds it; choose a new folder")
+    if out.is_symlink():
+        raise ConfigError(f"{what} {out} is a symbolic link; give the real folder or a new one")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{what} {out} exists and is not a folder")
+    if not out.is_dir() or overwrite or (out / MARKER).is_file():
+        return
+    if (out / "run.db").exists():
+        raise ConfigError(f"{what} {out} is a run directory; choose a new folder")
+    if any(out.iterdir()):
+        raise ConfigError(
+            f"{what} {out} is not empty and was not written by magicoder-data; choose a new "
+            "folder, or pass --overwrite to replace it"
+        )
+
+
+def _mark(folder: Path, kind: str) -> None:
+    stamp = {
+        "written_by": "magicoder-data",
+        "kind": kind,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (folder / MARKER).write_text(json.dumps(stamp) + "\n", encoding="utf-8")
+
+
+def _staging_glob(out: Path, suffix: str) -> str:
+    return str(out.parent / f".{glob.escape(out.name)}.*{suffix}")
+
+
+@contextmanager
+def replacing_folder(
+    out: Path,
+    *,
+    kind: str,
+    protect: Iterable[Path] = (),
+    overwrite: bool = False,
+    what: str = "--out",
+) -> Iterator[Path]:
+    """Yield an empty staging folder; when the block succeeds it becomes `out`.
+
+    Checked before any work and again just before the swap (something may have appeared).
+    """
+    protect = list(protect)
+    check_folder(out, protect=protect, overwrite=overwrite, what=what)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in glob.glob(_staging_glob(out, ".partial")) + glob.glob(_staging_glob(out, ".old")):
+        if (Path(stale) / MARKER).is_file() or not any(Path(stale).iterdir()):
+            shutil.rmtree(stale, ignore_errors=True)  # left by a killed run of ours
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        staging.chmod(_umasked(0o777))  # mkdtemp makes it private
+        _mark(staging, kind)
+        yield staging
+        check_folder(out, protect=protect, overwrite=overwrite, what=what)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            _mark(old, kind)
+            out.replace(old / "replaced")
+            staging.replace(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.replace(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_file(
+    out: Path, *, inputs: Iterable[Path] = (), overwrite: bool = False, what: str = "--out"
+) -> None:
+    """Refuse (ConfigError) a file output that is an input, a folder, or someone's file."""
+    for source in inputs:
+        if source.exists() and out.exists() and os.path.samefile(source, out):
+            raise ConfigError(f"{what} {out} is also an input; write to another file")
+        if out.resolve() == source.resolve():
+            raise ConfigError(f"{what} {out} is also an input; write to another file")
+    if out.is_dir():
+        raise ConfigError(f"{what} {out} is a folder; give a file name")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{what} {out} exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise ConfigError(f"{what} {out}: folder {out.parent} does not exist")
+
+
+@contextmanager
+def replacing_file(
+    out: Path, *, inputs: Iterable[Path] = (), overwrite: bool = False, what: str = "--out"
+) -> Iterator[TextIO]:
+    """Yield a text handle on a temporary file that replaces `out` when the block succeeds."""
+    check_file(out, inputs=inputs, overwrite=overwrite, what=what)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        os.fchmod(fd, _umasked(0o666))  # mkstemp makes it private
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
+        os.replace(name, out)
+    finally:
+        if os.path.exists(name):
+            os.unlink(name)
