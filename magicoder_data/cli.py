@@ -18,11 +18,11 @@ from typing import Annotated, Any, TextIO
 from urllib.parse import urlsplit
 
 import typer
-from typer.core import TyperOption
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperOption
 
 from . import clean as clean_stage
 from . import generate as generate_stage
@@ -795,15 +795,18 @@ def _settings(command: str) -> dict[str, tuple[str, Any, bool]]:
     key -> (parameter name, type, required)."""
     import typing
 
-    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
     hints = typing.get_type_hints(COMMANDS[command])
     settings = {}
-    for param in click_command.params:
-        if param.name == "run" or not isinstance(param, TyperOption):
-            continue
+    for param in _options(command):
         key = max(param.opts, key=len).lstrip("-").replace("-", "_")
         settings[key] = (str(param.name), hints[str(param.name)], param.required)
     return settings
+
+
+def _options(command: str) -> list[TyperOption]:
+    """The options of a command, as its parser knows them (none for an unknown command)."""
+    click_command = typer.main.get_command(app).commands.get(command)  # type: ignore[attr-defined]
+    return [p for p in click_command.params if isinstance(p, TyperOption)] if click_command else []
 
 
 def _section(stage: str, section: Any, config_file: Path, wait: bool) -> dict[str, Any]:
@@ -838,6 +841,10 @@ def _section(stage: str, section: Any, config_file: Path, wait: bool) -> dict[st
     for key, (name, _, required) in known.items():
         if required and name not in kwargs:
             raise ConfigError(f"section {stage} in {config_file} needs `{key}`")
+    for param in _options(stage):  # as on the command line: OPENAI_BASE_URL and the like
+        envvar = param.envvar if isinstance(param.envvar, str) else None
+        if envvar and os.environ.get(envvar) and str(param.name) not in kwargs:
+            kwargs[str(param.name)] = os.environ[envvar]
     if wait and "wait" in known:
         kwargs.setdefault("wait", True)
     return kwargs
@@ -988,9 +995,9 @@ def _reason(exc: BaseException) -> str:
 
 def _option_name(args: list[str], field: str) -> str:
     """The option the user typed for a library setting (`timeout` -> `--timeout`)."""
-    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
-    command = commands.get(next((a for a in args if not a.startswith("-")), ""))
-    for param in command.params if command else []:
-        if param.name == field.split(".")[0] and isinstance(param, TyperOption):
-            return max(param.opts, key=len) + field[len(field.split(".")[0]) :]
+    command = next((a for a in args if not a.startswith("-")), "")
+    name, dot, rest = field.partition(".")
+    for param in _options(command):
+        if param.name == name:
+            return max(param.opts, key=len) + dot + rest
     return "--" + field.replace("_", "-")

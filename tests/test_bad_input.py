@@ -195,6 +195,14 @@ def _generate_cmd(run: Path, base_url: str, *args: str) -> list[str]:
     ]
 
 
+def _wait_for(condition, proc: subprocess.Popen) -> None:  # type: ignore[no-untyped-def]
+    """Poll until `condition()` holds, while `proc` still runs (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def seeded(tmp_path: Path) -> Path:
     run = tmp_path / "seeded"
@@ -207,10 +215,7 @@ def test_a_second_writer_is_refused_naming_the_first_and_nothing_is_paid_twice(s
     with FakeOpenAI(latency=1.5) as server:
         cmd = _generate_cmd(seeded, server.base_url, "--concurrency", "4")
         first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while not (seeded / "run.db-wal").exists() or not _stored(seeded / "run.db"):
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.05)
+        _wait_for(lambda: (seeded / "run.db-wal").exists() and _stored(seeded / "run.db"), first)
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         line = assert_user_error(second, 1, "is being written by pid", "--wait")
         assert f"pid {first.pid} " in line and "generate" in line
@@ -230,10 +235,7 @@ def test_the_lock_does_not_outlive_a_killed_writer(seeded: Path):
     with FakeOpenAI(latency=0.4) as server:
         cmd = _generate_cmd(seeded, server.base_url, "--concurrency", "2")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while not _stored(seeded / "run.db"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        _wait_for(lambda: _stored(seeded / "run.db"), proc)
         proc.kill()
         proc.wait()
         again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
@@ -292,10 +294,7 @@ def test_ctrl_c_stores_the_answers_in_flight_and_says_how_to_resume(seeded: Path
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        deadline = time.monotonic() + 60
-        while len(server.requests) < 8:  # the first wave is in flight, nothing answered yet
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.02)
+        _wait_for(lambda: len(server.requests) >= 8, proc)  # the first wave is in flight
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
         asked = {r["seed"] - 976 for r in server.requests}
@@ -318,10 +317,7 @@ def test_a_second_ctrl_c_stops_waiting(seeded: Path):
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        deadline = time.monotonic() + 60
-        while len(server.requests) < 4:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.02)
+        _wait_for(lambda: len(server.requests) >= 4, proc)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)
         started = time.monotonic()
@@ -527,3 +523,14 @@ def test_fuzzed_generate_options_fail_in_one_line(
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code in (1, 2) and len(errors) == 1, err
     assert not missing.exists()
+
+
+def test_run_config_takes_the_base_url_from_the_environment_as_generate_does(
+    seeded: Path, tmp_path: Path
+):
+    config = _config(tmp_path, {"run": str(seeded), "generate": {"model": "gpt-4o-mini"}})
+    with FakeOpenAI() as server:
+        env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": server.base_url}
+        result = run_cli("run", config, env=env)
+        assert result.returncode == 0, result.stderr
+        assert len(server.requests) == 24
