@@ -45,7 +45,8 @@ def check_folder(
 ) -> None:
     """Refuse (ConfigError) a folder output that would destroy something the tool did not make.
 
-    `protect` lists folders (the run) that the output may sit inside but never replace.
+    `protect` lists the command's inputs (a run, files): the output may sit inside a protected
+    folder but never replace one, nor a folder holding one.
     """
     target = out.resolve()
     cwd = Path.cwd().resolve()
@@ -53,9 +54,11 @@ def check_folder(
         raise ConfigError(f"{what} {out} is the current folder or holds it; choose a new folder")
     if target == Path.home().resolve() or target == Path(target.anchor):
         raise ConfigError(f"{what} {out} is a home or root folder; choose a new folder")
-    for folder in protect:
-        if _inside(folder.resolve(), target):
-            raise ConfigError(f"{what} {out} is the run {folder} or holds it; choose a new folder")
+    for source in protect:
+        if _inside(source.resolve(), target):
+            raise ConfigError(
+                f"{what} {out} is or holds {source}, an input of this command; choose a new folder"
+            )
     if out.is_symlink():
         raise ConfigError(f"{what} {out} is a symbolic link; give the real folder or a new one")
     if out.exists() and not out.is_dir():

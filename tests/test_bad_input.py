@@ -75,8 +75,8 @@ def run(made_run: Path, tmp_path: Path) -> Path:
 
 def test_export_refuses_the_run_itself_and_keeps_it(run: Path):
     before = snapshot(run)
-    assert_user_error(run_cli("export", run, "--out", run), 1, "is the run")
-    assert_user_error(run_cli("export", run, "--out", run.parent), 1, "is the run")
+    assert_user_error(run_cli("export", run, "--out", run), 1, "an input of this command")
+    assert_user_error(run_cli("export", run, "--out", run.parent), 1, "an input of this command")
     assert snapshot(run) == before
     assert run_cli("status", run, check=True).returncode == 0
 
@@ -534,3 +534,20 @@ def test_run_config_takes_the_base_url_from_the_environment_as_generate_does(
         result = run_cli("run", config, env=env)
         assert result.returncode == 0, result.stderr
         assert len(server.requests) == 24
+
+
+def test_audit_report_replaces_only_its_own_folder_and_never_an_input(run: Path, tmp_path: Path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.jsonl").write_text(json.dumps({"problem": "p", "solution": "s"}) + "\n")
+    before = snapshot(data, run)
+    for report, extra in ((data, "--overwrite"), (run, "--overwrite"), (data, "--benchmarks")):
+        args = [extra] if extra == "--overwrite" else [extra, "humaneval"]
+        result = run_cli("audit", data / "x.jsonl", run, "--report", report, *args)
+        assert_user_error(result, 1, "--report")
+    assert snapshot(data, run) == before
+    report = tmp_path / "report"
+    run_cli("audit", data / "x.jsonl", "--report", report, check=True)
+    run_cli("audit", data / "x.jsonl", "--report", report, check=True)  # its own: replaced
+    assert (report / "report.html").is_file() and (report / ".magicoder-data.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report", "run"]

@@ -155,7 +155,8 @@ def test_lintseq_cli_on_a_file(tmp_path: Path):
     assert records[0]["instruction"] == "Add" and records[0]["edits"]
     rejected = (tmp_path / "out.jsonl.rejected.jsonl").read_text()
     assert json.loads(rejected)["reason"] == "syntax_error"
-    missing = run_cli("lintseq", "--input", source, "--output", out, "--code-field", "code")
+    other = tmp_path / "other.jsonl"
+    missing = run_cli("lintseq", "--input", source, "--output", other, "--code-field", "code")
     assert missing.returncode == 1 and "has no field 'code'" in missing.stderr
 
 

@@ -3,7 +3,12 @@
 The report is a folder: `report.md`, a self-contained `report.html` (the histogram embedded),
 `similarity.png` (each sample's highest TF-IDF similarity to any benchmark item, one curve per
 dataset, like the Magicoder paper's figure) and `flagged.jsonl` (one line per flagged sample and
-match: the sample's `id` field when it has one, else its row number).
+match: the sample's `id` field when it has one, else its row number, counted from 0).
+
+Only text is compared: a null value of a compared field counts as empty text, and any other
+non-string value (a number, a list, an object) is left out rather than turned into its `str()`.
+Both are counted per field and listed in the report, so no value is skipped silently. A dataset
+with no rows is reported as having no samples.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, SourceError
+from ..outputs import replacing_folder
 from ..store import DB_NAME, RunStore
-from .benchmarks import BenchmarkItem, read_rows
+from .benchmarks import BenchmarkItem, missing_field, open_dataset
 from .methods import Scanner
 
 CHUNK = 2_000
@@ -37,49 +43,57 @@ class DatasetAudit:
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # samples per (bench, method)
     similarities: list[float] = field(default_factory=list)
     top: list[tuple[float, str, str, int]] = field(default_factory=list)  # score, id, text, item
+    #: Values of compared fields that were not text, per "field: kind" (null, int, list...).
+    not_text: Counter[str] = field(default_factory=Counter)
 
 
-def rows_of(source: str, fields: list[str]) -> Iterator[tuple[str, str]]:
-    """(id, text) of each row of a run, a local file or a Hub dataset; text joins `fields`."""
+def rows_of(
+    source: str, fields: list[str], not_text: Counter[str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """(id, text) of each row of a run, a local file or a Hub dataset; text joins `fields`.
+
+    A source that is not there raises at once; values that are not strings are compared as
+    empty text and counted in `not_text`.
+    """
     path = Path(source).expanduser()
+    counted: Counter[str] = Counter() if not_text is None else not_text
     if (path / DB_NAME).is_file():
-        with RunStore.open(path, create=False) as store:
-            for sample in store.iter_samples():
-                if sample["status"] == "ok":
-                    yield str(sample["seed_id"]), _join(sample, fields, source)
-        return
-    if path.is_file():
-        rows: Any = read_rows(path)
-    elif path.exists() or "/" not in source:
+        return _run_rows(path, fields, source, counted)
+    if path.is_dir():
         raise SourceError(
-            f"dataset {source} not found: give a run, a jsonl/parquet file or a Hub name"
+            f"{source} is a folder but not a run (it has no {DB_NAME}); give a run, "
+            "a jsonl/json/parquet file or a Hub dataset as ORG/NAME"
         )
-    else:
-        rows = _hub(source)
-    for number, row in enumerate(rows):
-        yield str(row.get("id", number)), _join(row, fields, source)
+    rows = open_dataset(source)
+    return (
+        (str(row.get("id", number)), _join(row, number, fields, source, counted))
+        for number, row in enumerate(rows)
+    )
 
 
-def _join(row: dict[str, Any], fields: list[str], source: str) -> str:
+def _run_rows(
+    path: Path, fields: list[str], source: str, not_text: Counter[str]
+) -> Iterator[tuple[str, str]]:
+    with RunStore.open(path, create=False) as store:
+        kept = (sample for sample in store.iter_samples() if sample["status"] == "ok")
+        for number, sample in enumerate(kept):
+            yield str(sample["seed_id"]), _join(sample, number, fields, source, not_text)
+
+
+def _join(
+    row: dict[str, Any], number: int, fields: list[str], source: str, not_text: Counter[str]
+) -> str:
     missing = [f for f in fields if f not in row]
     if missing:
-        raise ConfigError(
-            f"dataset {source} has no field {missing[0]!r}; its fields: {', '.join(sorted(row))}"
-        )
-    return "\n".join(str(row[f] or "") for f in fields)
-
-
-def _hub(name: str) -> Any:
-    import datasets
-
-    try:
-        return datasets.load_dataset(name, split="train", streaming=True)
-    except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise SourceError(
-            f"cannot load Hub dataset {name} ({reason}); download it as jsonl or parquet and "
-            "pass the file"
-        ) from None
+        raise ConfigError(missing_field(source, number, missing[0], row))
+    texts = []
+    for name in fields:
+        value = row[name]
+        if not isinstance(value, str):
+            not_text[f"{name}: {'null' if value is None else type(value).__name__}"] += 1
+            value = ""
+        texts.append(value)
+    return "\n".join(texts)
 
 
 def audit(
@@ -88,23 +102,34 @@ def audit(
     items: list[BenchmarkItem],
     scanner: Scanner,
     report: Path,
+    *,
+    overwrite: bool = False,
 ) -> list[DatasetAudit]:
-    """Scan every source and write the report folder."""
-    report.mkdir(parents=True, exist_ok=True)
-    audits = []
-    with (report / "flagged.jsonl").open("w", encoding="utf-8") as flagged:
-        for source in sources:
-            result = DatasetAudit(label=source)
+    """Scan every source and write the report folder.
+
+    The folder appears only when complete, and replaces only an earlier report, an empty folder,
+    or, with `overwrite`, any folder but an input or one holding an input (see `outputs`).
+    """
+    audits = [DatasetAudit(label=source) for source in sources]
+    streams = [rows_of(a.label, fields, a.not_text) for a in audits]  # a missing one: no report
+    inputs = [path for path in map(Path, sources) if path.exists()]
+    with (
+        replacing_folder(
+            report, kind="audit", protect=inputs, overwrite=overwrite, what="--report"
+        ) as folder,
+        (folder / "flagged.jsonl").open("w", encoding="utf-8") as flagged,
+    ):
+        for result, rows in zip(audits, streams, strict=True):
             batch: list[tuple[str, str]] = []
-            for row in rows_of(source, fields):
+            for row in rows:
                 batch.append(row)
                 if len(batch) == CHUNK:
                     _scan(batch, scanner, items, result, flagged)
                     batch = []
             if batch:
                 _scan(batch, scanner, items, result, flagged)
-            audits.append(result)
-    _write(audits, items, scanner, report)
+        flagged.close()
+        _write(audits, items, scanner, folder)
     return audits
 
 
@@ -166,7 +191,10 @@ def _histogram(audits: list[DatasetAudit], path: Path) -> None:
             )
     axes.set_xlabel("highest TF-IDF cosine similarity to a benchmark item")
     axes.set_ylabel("% of samples")
-    axes.legend()
+    if any(audit_.similarities for audit_ in audits):
+        axes.legend()
+    else:  # a legend of no curves warns; say why the plot is empty instead
+        axes.text(0.5, 0.5, "no samples", ha="center", va="center", transform=axes.transAxes)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -197,10 +225,15 @@ def _write(
         lines.append(f"| {a.label} | {a.samples:,} | {share} | {cells} |")
     lines += ["", "![similarity](similarity.png)", ""]
     for a in audits:
-        median = float(np.median(a.similarities)) if a.similarities else 0.0
+        lines += [f"## {a.label}", ""]
+        if a.not_text:
+            counted = ", ".join(f"`{k}` {n:,}" for k, n in sorted(a.not_text.items()))
+            lines += [f"Values compared as empty text because they are not text: {counted}.", ""]
+        if not a.samples:
+            lines += ["No samples: the dataset has no rows, so nothing was compared.", ""]
+            continue
+        median = float(np.median(a.similarities))
         lines += [
-            f"## {a.label}",
-            "",
             f"Median highest similarity: {median:.3f}.",
             "",
             f"Top {len(a.top)} matches by TF-IDF similarity:",

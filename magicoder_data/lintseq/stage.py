@@ -13,14 +13,18 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, SourceError
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from ..config import OPTIONS
+from ..errors import ConfigError
 from ..languages import canonical
+from ..outputs import replacing_file
 from ..records import Drop
 from ..store import RunStore
 from .diffs import SEPARATOR, apply, forward_states, insertion_diffs
@@ -30,11 +34,11 @@ from .sampler import BackwardSampler, Rejected, normalise
 STAGE = "lintseq"
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=OPTIONS)
 class LintSeqConfig:
-    samples: int = 5  # edit sequences per program (the paper's setting)
+    samples: int = Field(default=5, ge=1)  # edit sequences per program (the paper's setting)
     seed: int = 0
-    indent_bias: float | None = 1.0
+    indent_bias: float | None = Field(default=1.0, ge=0)
     fidelity: bool = False  # pylint per state for Python, as the reference
 
 
@@ -127,25 +131,13 @@ def run_stage(store: RunStore, config: LintSeqConfig, workers: int) -> Counter[s
 
 
 def read_dataset(source: str) -> Iterator[dict[str, Any]]:
-    """Rows of a local jsonl/parquet file or a Hub dataset's train split."""
-    from ..decontam.benchmarks import read_rows
+    """Rows of a local jsonl/json/parquet file or a Hub dataset's train split, streamed.
 
-    path = Path(source).expanduser()
-    if path.is_file():
-        yield from read_rows(path)
-        return
-    if path.exists() or "/" not in source:
-        raise SourceError(f"input {source} not found: give a jsonl/parquet file or a Hub name")
-    import datasets
+    A missing file or an unreachable Hub dataset raises here, before anything is written.
+    """
+    from ..decontam.benchmarks import open_dataset
 
-    try:
-        rows = datasets.load_dataset(source, split="train", streaming=True)
-    except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise SourceError(
-            f"cannot load Hub dataset {source} ({reason}); pass a local file"
-        ) from None
-    yield from rows
+    return open_dataset(source)
 
 
 def run_file(
@@ -157,34 +149,65 @@ def run_file(
     default_language: str,
     config: LintSeqConfig,
     workers: int,
+    *,
+    overwrite: bool = False,
 ) -> Counter[str]:
-    """LintSeq over any instruction+program dataset; rejected rows go to OUTPUT.rejected.jsonl."""
-    canonical(default_language)
+    """LintSeq over any instruction+program dataset; rejected rows go to OUTPUT.rejected.jsonl.
+
+    Both files appear only when the whole input is done; existing ones are replaced only with
+    `overwrite`, and never when one of them is the input.
+    """
+    from ..decontam.benchmarks import missing_field
+
+    default = canonical(default_language)
     rows = enumerate(read_dataset(source))
 
-    def language_of(row: dict[str, Any]) -> str:
-        if code_field not in row or instruction_field not in row:
-            missing = code_field if code_field not in row else instruction_field
+    def language_of(number: int, row: dict[str, Any]) -> str | None:
+        """The row's canonical language, None for one unknown; raises for a missing field."""
+        for name in (code_field, instruction_field):
+            if name not in row:
+                raise ConfigError(missing_field(source, number, name, row))
+        if not language_field:
+            return default
+        if language_field not in row:
             raise ConfigError(
-                f"{source} has no field {missing!r}; its fields: {', '.join(sorted(row))}"
+                missing_field(source, number, language_field, row, "--language-field", True)
+                + "; leave --language-field out to use --language for every row"
             )
-        given = row.get(language_field) if language_field else None
-        return canonical(str(given) if given else default_language)
+        given = row[language_field]
+        if given is None or given == "":  # the row does not say: --language
+            return default
+        try:
+            return canonical(given) if isinstance(given, str) else None
+        except ConfigError:
+            return None
+
+    def task_of(number: int, row: dict[str, Any], language: str | None) -> Task | str:
+        """The row's lint task, or the reason it is rejected without linting."""
+        program = row[code_field]
+        if program is not None and not isinstance(program, str):
+            return "not_text"  # a number, list or object is no program: never its str()
+        if language is None:
+            return "unknown_language"
+        return (str(row.get("id", number)), program or "", language, config)
 
     outcome: Counter[str] = Counter()
-    tmp = output.with_name(output.name + ".tmp")
     rejected_path = output.with_name(output.name + ".rejected.jsonl")
+    inputs = [Path(source).expanduser()]
     with (
-        tmp.open("w", encoding="utf-8") as out,
-        rejected_path.open("w", encoding="utf-8") as rejected,
+        replacing_file(output, inputs=inputs, overwrite=overwrite, what="--output") as out,
+        replacing_file(
+            rejected_path, inputs=inputs, overwrite=overwrite, what="rejected rows' file"
+        ) as rejected,
         _linting(workers) as lint,
     ):
-        while batch := [(n, row, language_of(row)) for n, row in islice(rows, BATCH)]:
-            tasks = [
-                (str(row.get("id", n)), str(row[code_field] or ""), lang, config)
-                for n, row, lang in batch
+        while batch := [(n, row, language_of(n, row)) for n, row in islice(rows, BATCH)]:
+            tasks = [task_of(n, row, lang) for n, row, lang in batch]
+            linted = iter(lint([task for task in tasks if not isinstance(task, str)]))
+            results: list[Result] = [
+                ([], task) if isinstance(task, str) else next(linted) for task in tasks
             ]
-            for (number, row, language), (found, reason) in zip(batch, lint(tasks), strict=True):
+            for (number, row, language), (found, reason) in zip(batch, results, strict=True):
                 provenance = {"row": number, "id": row.get("id", number), "source": source}
                 if reason:
                     outcome[reason] += 1
@@ -205,5 +228,4 @@ def run_file(
                         )
                         + "\n"
                     )
-    tmp.replace(output)
     return outcome
