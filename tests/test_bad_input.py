@@ -214,7 +214,7 @@ def test_a_second_writer_is_refused_naming_the_first_and_nothing_is_paid_twice(s
     env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
     with FakeOpenAI(latency=1.5) as server:
         cmd = _generate_cmd(seeded, server.base_url, "--concurrency", "4")
-        first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for(lambda: (seeded / "run.db-wal").exists() and _stored(seeded / "run.db"), first)
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         line = assert_user_error(second, 1, "is being written by pid", "--wait")
