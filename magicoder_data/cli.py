@@ -41,7 +41,7 @@ from .decontam.methods import Settings as ScanSettings
 from .errors import ConfigError, InvalidOption, MagicoderDataError, ProviderError
 from .generate import SendOptions
 from .languages import MAGICODER_MIX
-from .llm import ClientSettings
+from .llm import ClientSettings, display_url
 from .local import LOCAL_MODEL, OSS_INSTRUCT_GRAMMAR, LocalServer
 from .outputs import replacing_file
 from .prompts import DEFAULT_TEMPLATE, load_template
@@ -283,7 +283,7 @@ def generate(
     if base_url is not None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"--base-url {base_url!r} is not an http(s) URL")
+            raise ConfigError(f"--base-url {display_url(base_url)!r} is not an http(s) URL")
     with _writer(run, wait) as store:
         stored = store.stage_config(generate_stage.STAGE) or {}
         local = backend == Backend.local or (
@@ -749,8 +749,8 @@ def run_pipeline(
 
     Sections take the options of the stage's command (`sample`, `generate`, `clean`,
     `decontaminate`, `lintseq`, `export`, `push`), named as on the command line without the
-    dashes (`--max-cost` is `max_cost`); a stage without a section does not run. Every section
-    is checked before the first stage starts.
+    dashes (`--max-cost` is `max_cost`); a stage without a section does not run. Every
+    section's keys and value types are checked before the first stage starts.
 
     Example: magicoder-data run examples/oss-instruct-75k.yaml
     """

@@ -12,12 +12,12 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from multiprocessing import get_context
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -31,11 +31,14 @@ from .llm import ChatClient, ClientSettings, Completion, Stopped, TokenCounter, 
 from .parse import main_code, parse_response
 from .prompts import PromptTemplate
 from .store import RunStore
+from .workers import QuietSpawnContext, unblock
 
 log = logging.getLogger("magicoder_data")
 STAGE = "generate"
 #: Seconds that answers already requested may still arrive, and be stored, after a Ctrl-C.
 GRACE = 10.0
+#: Set by a stop signal that reaches a worker process before its event loop handles it.
+_STOP_BEFORE_LOOP = threading.Event()
 
 
 @dataclass
@@ -306,28 +309,37 @@ async def _send_all(
         everything = asyncio.gather(*workers)
         everything.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen below
         handled = _handle_signal(job.stop_signal, on_signal)
+        if _STOP_BEFORE_LOOP.is_set():  # a worker process told to stop while it was starting
+            on_signal()
         try:
             stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
             await asyncio.wait([everything, stopped], return_when=asyncio.FIRST_COMPLETED)
-            if not everything.done():
-                stats.interrupted = True
+            stopped.cancel()
+            interrupted = stop.is_set()
+            if running := [task for task in workers if not task.done()]:
+                # A Ctrl-C or a fatal error: send nothing new, but keep the answers paid for.
+                stop.set()
+                stats.interrupted = interrupted
+                rest = asyncio.gather(*running, return_exceptions=True)
                 quitting: asyncio.Future[Any] = asyncio.ensure_future(quit_now.wait())
                 await asyncio.wait(
-                    [everything, quitting], timeout=job.grace, return_when=asyncio.FIRST_COMPLETED
+                    [rest, quitting], timeout=job.grace, return_when=asyncio.FIRST_COMPLETED
                 )
                 quitting.cancel()
                 stats.abandoned = in_flight
-            stopped.cancel()
-            if everything.done():
-                everything.result()  # a fatal error of any worker stops the run here
+            for task in workers:
+                if task.done() and not task.cancelled() and task.exception():
+                    raise task.exception()  # type: ignore[misc]  # a fatal error stops the run
         finally:
-            if handled:
-                asyncio.get_running_loop().remove_signal_handler(job.stop_signal)
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             if unsaved:
                 save()
+            if handled:  # only now: a signal during the last save must not interrupt it
+                asyncio.get_running_loop().remove_signal_handler(job.stop_signal)
+                if job.stop_signal != signal.SIGINT:
+                    signal.signal(job.stop_signal, signal.SIG_IGN)
 
 
 def _handle_signal(signum: int, callback: Callable[[], None]) -> bool:
@@ -342,7 +354,7 @@ def _handle_signal(signum: int, callback: Callable[[], None]) -> bool:
 
 def _run_parallel(jobs: list[Job], progress: Progress | None) -> GenerateStats:
     """Run each job in its own process; relay their counts; stop all at the first fatal error."""
-    context = get_context("spawn")
+    context = QuietSpawnContext()
     queue: Any = context.Queue()
     processes = [
         context.Process(target=_job_process, args=(job, queue, os.getpid()), daemon=True)
@@ -399,6 +411,8 @@ def _job_process(job: Job, queue: Any, parent: int) -> None:
     Ctrl-C reaches the parent, which relays it as SIGUSR1 (see `_run_parallel`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: _STOP_BEFORE_LOOP.set())
+    unblock()
     last = 0.0
 
     def report(stats: GenerateStats) -> None:

@@ -477,7 +477,7 @@ class ChatClient:
         self._foreign += 1
         if self._foreign < self.FOREIGN_LIMIT:
             return
-        url = _display_url(str(self._client.base_url))
+        url = display_url(str(self._client.base_url))
         # Redact before quoting: a key cut in two by the quote's end would slip past redact.
         answer = f"{status} {_describe_body(headers, self._redact(body))}"
         raise ProviderError(
@@ -512,7 +512,7 @@ def _describe_body(headers: Mapping[str, str], body: str) -> str:
     return f'{media} "{quoted}{"…" if len(text) > QUOTE_CHARS else ""}"'
 
 
-def _display_url(url: str) -> str:
+def display_url(url: str) -> str:
     """`url` to show: without a trailing slash, or a user name and password in it."""
     parts = urlsplit(url)
     if parts.username is not None or parts.password is not None:

@@ -96,9 +96,6 @@ class LocalServer:
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            # Its own session: a Ctrl-C reaches only `generate`, which keeps the server up while
-            # it stores the answers in flight, then stops it here.
-            start_new_session=True,
         )
         try:
             self._wait_ready()

@@ -12,9 +12,9 @@ removed the next time (they carry the marker).
 
 from __future__ import annotations
 
-import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -63,28 +63,72 @@ def check_folder(
         raise ConfigError(f"{what} {out} is a symbolic link; give the real folder or a new one")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{what} {out} exists and is not a folder")
-    if not out.is_dir() or overwrite or (out / MARKER).is_file():
+    if not out.is_dir():
         return
-    if (out / "run.db").exists():
-        raise ConfigError(f"{what} {out} is a run directory; choose a new folder")
-    if any(out.iterdir()):
+    if any(out.rglob("run.db")):
+        raise ConfigError(f"{what} {out} holds a run; choose a new folder")
+    if overwrite:
+        return
+    written = _written(out)
+    if written is None:
+        if any(out.iterdir()):
+            raise ConfigError(
+                f"{what} {out} is not empty and was not written by magicoder-data; choose a new "
+                "folder, or pass --overwrite to replace it"
+            )
+        return
+    extra = next((p for p in _files(out) if p not in written), None)
+    if extra is not None:
         raise ConfigError(
-            f"{what} {out} is not empty and was not written by magicoder-data; choose a new "
-            "folder, or pass --overwrite to replace it"
+            f"{what} {out} holds {extra}, which magicoder-data did not write; move it, or pass "
+            "--overwrite to replace the folder"
         )
 
 
-def _mark(folder: Path, kind: str) -> None:
-    stamp = {
+def _files(folder: Path) -> list[str]:
+    """Every file under `folder` but the marker, as relative POSIX paths."""
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if not p.is_dir() and p.name != MARKER
+    )
+
+
+def _written(folder: Path) -> set[str] | None:
+    """The files the tool wrote into `folder` (from its marker), or None when it has none."""
+    try:
+        stamp = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        return set(stamp["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _mark(folder: Path, kind: str, *, staging: bool = False) -> None:
+    """Write the marker: what the folder is and which files the tool wrote into it; a staging
+    folder's names the process filling it instead, so a stale one can be told from a live one."""
+    stamp: dict[str, object] = {
         "written_by": "magicoder-data",
         "kind": kind,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    stamp.update({"pid": os.getpid()} if staging else {"files": _files(folder)})
     (folder / MARKER).write_text(json.dumps(stamp) + "\n", encoding="utf-8")
 
 
-def _staging_glob(out: Path, suffix: str) -> str:
-    return str(out.parent / f".{glob.escape(out.name)}.*{suffix}")
+def _remove_stale(out: Path) -> None:
+    """Remove staging folders for `out` that a killed run of ours left: exactly mkdtemp's names,
+    marked as staging by a process that no longer exists."""
+    shape = re.compile(rf"\.{re.escape(out.name)}\.[a-z0-9_]{{8}}\.(partial|old)")
+    for candidate in out.parent.iterdir() if out.parent.is_dir() else []:
+        if not shape.fullmatch(candidate.name) or candidate.is_symlink():
+            continue
+        try:
+            pid = json.loads((candidate / MARKER).read_text(encoding="utf-8"))["pid"]
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(candidate, ignore_errors=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not ours, or its process still runs
 
 
 @contextmanager
@@ -103,23 +147,26 @@ def replacing_folder(
     protect = list(protect)
     check_folder(out, protect=protect, overwrite=overwrite, what=what)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in glob.glob(_staging_glob(out, ".partial")) + glob.glob(_staging_glob(out, ".old")):
-        if (Path(stale) / MARKER).is_file() or not any(Path(stale).iterdir()):
-            shutil.rmtree(stale, ignore_errors=True)  # left by a killed run of ours
+    _remove_stale(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         staging.chmod(_umasked(0o777))  # mkdtemp makes it private
-        _mark(staging, kind)
+        _mark(staging, kind, staging=True)
         yield staging
+        _mark(staging, kind)
         check_folder(out, protect=protect, overwrite=overwrite, what=what)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            _mark(old, kind)
-            out.replace(old / "replaced")
+        if not out.exists():
             staging.replace(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        _mark(old, kind, staging=True)
+        out.replace(old / "replaced")
+        try:
             staging.replace(out)
+        except BaseException:
+            (old / "replaced").replace(out)  # put the old output back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -135,7 +182,7 @@ def check_file(
             raise ConfigError(f"{what} {out} is also an input; write to another file")
     if out.is_dir():
         raise ConfigError(f"{what} {out} is a folder; give a file name")
-    if out.exists() and not overwrite:
+    if (out.exists() or out.is_symlink()) and not overwrite:
         raise ConfigError(f"{what} {out} exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise ConfigError(f"{what} {out}: folder {out.parent} does not exist")
@@ -152,7 +199,13 @@ def replacing_file(
         os.fchmod(fd, _umasked(0o666))  # mkstemp makes it private
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             yield handle
-        os.replace(name, out)
+        if overwrite:
+            os.replace(name, out)
+        else:  # a file that appeared meanwhile is not ours to replace: link fails on it
+            try:
+                os.link(name, out)
+            except FileExistsError:
+                raise ConfigError(f"{what} {out} appeared meanwhile; pass --overwrite") from None
     finally:
         if os.path.exists(name):
             os.unlink(name)

@@ -13,14 +13,12 @@ import hashlib
 import heapq
 import random
 import re
-import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from itertools import islice
-from multiprocessing.context import SpawnContext, SpawnProcess
 
 from tree_sitter import Tree
 
@@ -31,6 +29,7 @@ from .languages import LANGUAGES, Language
 from .records import Document, Drop, Seed
 from .store import RunStore
 from .syntax import comment_nodes, parse
+from .workers import QuietSpawnContext, ignore_sigint
 
 STAGE = "sample"
 SNIPPET_ATTEMPTS = 8
@@ -398,7 +397,7 @@ def sample(
     cutoffs: dict[str, int] = {}
     # spawn, not fork: forking a process that runs pyarrow's threads can deadlock.
     pool = (
-        ProcessPoolExecutor(workers, _QuietSpawnContext(), initializer=_ignore_sigint)
+        ProcessPoolExecutor(workers, QuietSpawnContext(), initializer=ignore_sigint)
         if workers > 1
         else None
     )
@@ -435,40 +434,6 @@ def sample(
 
 
 BATCH = 64
-
-
-def _ignore_sigint() -> None:
-    """Worker initializer: a Ctrl-C is the parent's to handle, so workers print no traceback.
-
-    Workers start with SIGINT blocked (see `_QuietSpawnProcess`); once it is ignored, unblocking
-    discards one that arrived while the worker was starting.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
-class _QuietSpawnProcess(SpawnProcess):
-    """A spawned worker that starts with SIGINT blocked, until `_ignore_sigint` ignores it.
-
-    Without this, a Ctrl-C while a worker is still importing (before its initializer runs) would
-    print that worker's KeyboardInterrupt traceback. The signal mask is inherited across the
-    spawn's fork and exec; in the parent, a SIGINT arriving meanwhile waits and is then handled.
-    """
-
-    def start(self) -> None:
-        if not hasattr(signal, "pthread_sigmask"):
-            super().start()
-            return
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            super().start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-class _QuietSpawnContext(SpawnContext):
-    Process = _QuietSpawnProcess
 
 
 def _make_seeds(batch: list[tuple[int, Document]], config: SampleConfig) -> list[Seed | Drop]:

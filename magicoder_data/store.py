@@ -258,6 +258,12 @@ def _connect_readonly(db: Path) -> sqlite3.Connection:
     memory cannot be created (a read-only folder, whose run nobody can be writing)."""
     errors = []
     for flags in ("mode=ro", "mode=ro&immutable=1"):
+        wal = db.with_name(db.name + "-wal")
+        if "immutable" in flags and wal.exists() and wal.stat().st_size > 0:
+            raise RunError(
+                f"cannot read {db.parent}: it is read-only and its newest writes are still in "
+                f"{wal.name}; open it once where it is writable (e.g. `magicoder-data status`)"
+            )
         try:
             conn = sqlite3.connect(f"{db.resolve().as_uri()}?{flags}", uri=True)
             if not conn.execute(

@@ -109,9 +109,10 @@ def test_export_refuses_a_folder_of_the_users_files(run: Path, tmp_path: Path):
 def test_export_replaces_only_its_own_folder_and_leaves_no_temporaries(run: Path, tmp_path: Path):
     out = tmp_path / "dataset"
     run_cli("export", run, "--out", out, check=True)
-    (out / "stale.txt").write_text("from an earlier export")
+    card = (out / "README.md").read_text()
+    (out / "README.md").write_text("edited")
     run_cli("export", run, "--out", out, check=True)  # an earlier export: replaced
-    assert not (out / "stale.txt").exists()
+    assert (out / "README.md").read_text() == card
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset", "run"]
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -551,3 +552,37 @@ def test_audit_report_replaces_only_its_own_folder_and_never_an_input(run: Path,
     run_cli("audit", data / "x.jsonl", "--report", report, check=True)  # its own: replaced
     assert (report / "report.html").is_file() and (report / ".magicoder-data.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "report", "run"]
+
+
+def test_an_export_folder_with_files_added_later_or_a_run_inside_is_not_replaced(
+    run: Path, tmp_path: Path
+):
+    out = tmp_path / "proj"
+    run_cli("export", run, "--out", out, check=True)
+    (out / "notes.txt").write_text("mine")
+    assert_user_error(run_cli("export", run, "--out", out), 1, "notes.txt", "--overwrite")
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    run_cli("sample", out / "myrun", "--source", "bundled", "--mix", "python=2", check=True)
+    before = snapshot(out)
+    for extra in ([], ["--overwrite"]):
+        assert_user_error(run_cli("export", run, "--out", out, *extra), 1, "holds a run")
+    assert snapshot(out) == before
+
+
+def test_only_stale_staging_folders_of_our_own_are_removed(run: Path, tmp_path: Path):
+    out = tmp_path / "data"
+    run_cli("export", run, "--out", out, check=True)
+    backup = tmp_path / ".data.2024.old"  # a user's copy, marker and all
+    shutil.copytree(out, backup)
+    live = tmp_path / ".data.abcdefgh.partial"  # another export, still running (this pid)
+    live.mkdir()
+    (live / ".magicoder-data.json").write_text(json.dumps({"pid": os.getpid()}))
+    other = tmp_path / ".data.v2.abcdefgh.partial"  # staging of an export to data.v2
+    other.mkdir()
+    (other / ".magicoder-data.json").write_text(json.dumps({"pid": 2**22 + 7}))
+    dead = tmp_path / ".data.zyxwvuts.partial"  # ours, its process gone: removed
+    dead.mkdir()
+    (dead / ".magicoder-data.json").write_text(json.dumps({"pid": 2**22 + 7}))
+    run_cli("export", run, "--out", out, check=True)
+    assert backup.is_dir() and live.is_dir() and other.is_dir() and not dead.exists()

@@ -74,7 +74,7 @@ def rows_of(
 def _run_rows(
     path: Path, fields: list[str], source: str, not_text: Counter[str]
 ) -> Iterator[tuple[str, str]]:
-    with RunStore.open(path, create=False) as store:
+    with RunStore.open(path, readonly=True) as store:
         kept = (sample for sample in store.iter_samples() if sample["status"] == "ok")
         for number, sample in enumerate(kept):
             yield str(sample["seed_id"]), _join(sample, number, fields, source, not_text)
