@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Protocol
 
 from .errors import SourceError
 from .languages import language_of_path
-from .records import Document
+from .records import Document, json_kind
 
 #: Called with a batch of document ids; returns (position in the batch, rank) of the wanted ones.
 Select = Callable[[list[str]], list[tuple[int, int]]]
@@ -234,22 +234,8 @@ def _document(language: str, doc_id: str, content: Any, source: str, row: dict) 
         path=row.get("max_stars_repo_path"),
         stars=int(stars) if isinstance(stars, int | float) else None,
         reason=None if is_text else "not_text",
-        detail=None if is_text else f"content is {_json_type(content)}",
+        detail=None if is_text else f"content is {json_kind(content)}",
     )
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
 
 
 @dataclass

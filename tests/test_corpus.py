@@ -309,4 +309,4 @@ def test_non_text_content_is_not_text_not_empty(tmp_path: Path):
         "p": "not_text",
     }
     assert docs["z"].detail == "content is null"
-    assert docs["l"].detail == "content is a list"
+    assert docs["l"].detail == "content is an array"

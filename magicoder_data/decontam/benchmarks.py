@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, SourceError
+from ..records import json_kind
 
 #: Roles a benchmark text can play. `prompt`/`question` describe the task; `solution` answers it.
 ROLES = ("prompt", "docstring", "question", "solution")
@@ -234,7 +235,6 @@ DATA_SUFFIXES: tuple[str, ...] = (
 _HUB_NAME = re.compile(r"\w[\w.-]*/\w[\w.-]*")
 #: Parquet rows decoded at a time: memory holds one batch, never the whole file.
 PARQUET_BATCH = 1_024
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
 
 
 def is_hub_name(source: str) -> bool:
@@ -351,7 +351,7 @@ def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
                 ) from None
             if not isinstance(row, dict):
                 raise SourceError(
-                    f"cannot read {path}: line {number} is {_kind(row)}, not a JSON object; "
+                    f"cannot read {path}: line {number} is {json_kind(row)}, not a JSON object; "
                     "write one {...} row per line"
                 )
             yield row
@@ -371,19 +371,13 @@ def _json_rows(path: Path) -> Iterator[dict[str, Any]]:
     elif isinstance(data, dict):
         entries = data.items()
     else:
-        raise SourceError(f"cannot read {path}: it holds {_kind(data)}; give a list of row objects")
+        raise SourceError(
+            f"cannot read {path}: it holds {json_kind(data)}; give a list of row objects"
+        )
     for key, row in entries:
         if not isinstance(row, dict):
             raise SourceError(
-                f"cannot read {path}: item {key!r} is {_kind(row)}, not a JSON object; "
+                f"cannot read {path}: item {key!r} is {json_kind(row)}, not a JSON object; "
                 "give a list of row objects"
             )
         yield row
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return _JSON_KINDS.get(type(value), "an object")
