@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -268,14 +269,17 @@ def generate(
         SendOptions,
         {"retry_failed": retry_failed, "limit": limit, "max_cost": max_cost, "workers": workers},
     )
-    client_options = {
-        "timeout": timeout,
-        "max_attempts": max_attempts,
-        "concurrency": concurrency,
-        "rpm": rpm,
-        "tpm": tpm,
-    }
-    build(ClientSettings, {"model": "-", **client_options})  # bad values fail before any work
+    client = build(  # bad values fail before any work; the model and URL are set below
+        ClientSettings,
+        {
+            "model": "-",
+            "timeout": timeout,
+            "max_attempts": max_attempts,
+            "concurrency": concurrency,
+            "rpm": rpm,
+            "tpm": tpm,
+        },
+    )
     prices = _prices(price or [])
     api_key = os.environ.get(api_key_env, "")
     if not api_key.isascii():
@@ -332,11 +336,9 @@ def generate(
                 )
                 server = stack.enter_context(LocalServer(model_path, log=run / "local-server.log"))
                 base_url, api_key = server.base_url, "local"
-                client_options["concurrency"] = min(concurrency, 2)
+                client = replace(client, concurrency=min(concurrency, 2))
             _check_reachable(base_url or "https://api.openai.com/v1")
-            settings = build(
-                ClientSettings, {"model": config.model, "base_url": base_url, **client_options}
-            )
+            settings = replace(client, model=config.model, base_url=base_url)
             display = stack.enter_context(_GenerateDisplay(plain))
             stats = generate_stage.generate(
                 store,
@@ -350,15 +352,11 @@ def generate(
             )
     display.final(stats)
     if stats.interrupted:
-        lost = (
-            f"; {stats.abandoned:,} requests in flight were not answered in time and will be "
-            "sent again"
-            if stats.abandoned
-            else ""
-        )
+        cut = stats.abandoned
+        lost = f"; {cut:,} requests in flight were not answered in time and will be sent again"
         raise Interrupted(
-            f"interrupted: every answer that arrived is stored{lost}; resume with "
-            f"`magicoder-data generate {run}`"
+            f"interrupted: every answer that arrived is stored{lost if cut else ''}; "
+            f"resume with `magicoder-data generate {run}`"
         )
 
 
@@ -761,7 +759,8 @@ def run_pipeline(
     except yaml.YAMLError as exc:
         raise ConfigError(f"{config_file} is not valid YAML: {str(exc).splitlines()[0]}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {config_file}: {_reason(exc)}") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"cannot read config file {config_file}: {reason}") from None
     if not isinstance(data, dict) or not isinstance(data.get("run"), str):
         raise ConfigError(f"{config_file} needs `run: DIR` naming the run directory")
     for key in data:
@@ -798,7 +797,7 @@ def _settings(command: str) -> dict[str, tuple[str, Any, bool]]:
     hints = typing.get_type_hints(COMMANDS[command])
     settings = {}
     for param in _options(command):
-        key = max(param.opts, key=len).lstrip("-").replace("-", "_")
+        key = _long(param).lstrip("-").replace("-", "_")
         settings[key] = (str(param.name), hints[str(param.name)], param.required)
     return settings
 
@@ -807,6 +806,11 @@ def _options(command: str) -> list[TyperOption]:
     """The options of a command, as its parser knows them (none for an unknown command)."""
     click_command = typer.main.get_command(app).commands.get(command)  # type: ignore[attr-defined]
     return [p for p in click_command.params if isinstance(p, TyperOption)] if click_command else []
+
+
+def _long(param: TyperOption) -> str:
+    """An option's long name (`--max-cost`), which the user typed or a config key mirrors."""
+    return max(param.opts, key=len)
 
 
 def _section(stage: str, section: Any, config_file: Path, wait: bool) -> dict[str, Any]:
@@ -989,15 +993,11 @@ def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
 
 
-def _reason(exc: BaseException) -> str:
-    return str(getattr(exc, "strerror", None) or exc)
-
-
 def _option_name(args: list[str], field: str) -> str:
     """The option the user typed for a library setting (`timeout` -> `--timeout`)."""
     command = next((a for a in args if not a.startswith("-")), "")
     name, dot, rest = field.partition(".")
     for param in _options(command):
         if param.name == name:
-            return max(param.opts, key=len) + dot + rest
+            return _long(param) + dot + rest
     return "--" + field.replace("_", "-")

@@ -173,12 +173,7 @@ def generate(
     if store.stage_status("sample") != "complete":
         raise RunError(f"{store.root}: sample seeds first (`magicoder-data sample {store.root}`)")
     options = options or SendOptions()
-    retry_failed, limit, max_cost, grace = (
-        options.retry_failed,
-        options.limit,
-        options.max_cost,
-        options.grace,
-    )
+    limit, max_cost = options.limit, options.max_cost
     workers = options.workers or max(1, min(os.cpu_count() or 1, settings.concurrency // 256))
     if max_cost is not None and price_of(config.model, prices) is None:
         raise ConfigError(
@@ -199,12 +194,12 @@ def generate(
                 tpm=settings.tpm / workers if settings.tpm else None,
             ),
             api_key=api_key,
-            retry_failed=retry_failed,
+            retry_failed=options.retry_failed,
             limit=None if limit is None else limit // workers + (k < limit % workers),
             budget=None if left is None else left / workers,
             prices=dict(prices or {}),
             part=(k, workers),
-            grace=grace,
+            grace=options.grace,
             stop_signal=signal.SIGINT if workers == 1 else signal.SIGUSR1,
         )
         for k in range(workers)
@@ -244,8 +239,7 @@ async def _send_all(
         params["grammar"] = config.grammar
 
     unsaved: list[dict[str, Any]] = []
-    stop, quit_now = asyncio.Event(), asyncio.Event()
-    in_flight = 0
+    stopping = _Stopping(job.grace)
 
     def save() -> None:
         """Commit every response that arrived during this turn of the event loop, together."""
@@ -254,12 +248,11 @@ async def _send_all(
         store.record_samples(rows)
 
     async with ChatClient(job.settings, job.api_key, redact=_redactor(job.api_key)) as client:
-        client.stopping = stop.is_set
+        client.stopping = stopping.requested.is_set
 
         async def worker() -> None:
-            nonlocal in_flight
             for seed in pending:
-                if stop.is_set():
+                if stopping.requested.is_set():
                     return
                 messages = job.template.messages(seed["snippet"], seed["language"])
                 prompt_tokens = counter.count(messages)
@@ -267,7 +260,7 @@ async def _send_all(
                 if not budget.reserve(worst):
                     stats.stopped_by_budget = True
                     return
-                in_flight += 1
+                stopping.in_flight += 1
                 try:
                     completion = await client.complete(
                         messages,
@@ -282,7 +275,7 @@ async def _send_all(
                     budget.settle(worst, 0.0)
                     raise
                 finally:
-                    in_flight -= 1
+                    stopping.in_flight -= 1
                 row = sample_row(seed, completion, config, price)
                 unsaved.append(row)
                 await asyncio.sleep(0)  # let the other answers of this turn of the loop arrive
@@ -293,43 +286,12 @@ async def _send_all(
                 if progress:
                     progress(stats)
 
-        def on_signal() -> None:
-            if stop.is_set():
-                quit_now.set()
-                return
-            stop.set()
-            log.warning(
-                "stopping: no new requests; storing the answers to the %d in flight that arrive "
-                "within %gs (press Ctrl-C again to quit now)",
-                in_flight,
-                job.grace,
-            )
-
         workers = [asyncio.create_task(worker()) for _ in range(job.settings.concurrency)]
-        everything = asyncio.gather(*workers)
-        everything.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen below
-        handled = _handle_signal(job.stop_signal, on_signal)
+        handled = _handle_signal(job.stop_signal, stopping.signal)
         if _STOP_BEFORE_LOOP.is_set():  # a worker process told to stop while it was starting
-            on_signal()
+            stopping.signal()
         try:
-            stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-            await asyncio.wait([everything, stopped], return_when=asyncio.FIRST_COMPLETED)
-            stopped.cancel()
-            interrupted = stop.is_set()
-            if running := [task for task in workers if not task.done()]:
-                # A Ctrl-C or a fatal error: send nothing new, but keep the answers paid for.
-                stop.set()
-                stats.interrupted = interrupted
-                rest = asyncio.gather(*running, return_exceptions=True)
-                quitting: asyncio.Future[Any] = asyncio.ensure_future(quit_now.wait())
-                await asyncio.wait(
-                    [rest, quitting], timeout=job.grace, return_when=asyncio.FIRST_COMPLETED
-                )
-                quitting.cancel()
-                stats.abandoned = in_flight
-            for task in workers:
-                if task.done() and not task.cancelled() and task.exception():
-                    raise task.exception()  # type: ignore[misc]  # a fatal error stops the run
+            await stopping.wait(workers, stats)
         finally:
             for task in workers:
                 task.cancel()
@@ -340,6 +302,53 @@ async def _send_all(
                 asyncio.get_running_loop().remove_signal_handler(job.stop_signal)
                 if job.stop_signal != signal.SIGINT:
                     signal.signal(job.stop_signal, signal.SIG_IGN)
+
+
+class _Stopping:
+    """How a run stops sending: a first stop signal, or a fatal error, ends dispatching and
+    waits `grace` seconds for the requests in flight (their answers are paid for); a second
+    signal ends the wait."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.requested = asyncio.Event()
+        self.in_flight = 0  # requests sent and not yet answered
+        self._quit = asyncio.Event()
+
+    def signal(self) -> None:
+        if self.requested.is_set():
+            self._quit.set()
+            return
+        self.requested.set()
+        log.warning(
+            "stopping: no new requests; storing the answers to the %d in flight that arrive "
+            "within %gs (press Ctrl-C again to quit now)",
+            self.in_flight,
+            self.grace,
+        )
+
+    async def wait(self, workers: list[asyncio.Task[None]], stats: GenerateStats) -> None:
+        """Until every worker is done, or a stop and its grace period; then raise the fatal
+        error of a worker, if one had one."""
+        everything = asyncio.gather(*workers)
+        everything.add_done_callback(lambda f: f.cancelled() or f.exception())  # read per task
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(self.requested.wait())
+        await asyncio.wait([everything, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        interrupted = self.requested.is_set()
+        if running := [task for task in workers if not task.done()]:
+            self.requested.set()  # a fatal error stops dispatching too
+            stats.interrupted = interrupted
+            rest = asyncio.gather(*running, return_exceptions=True)
+            quitting: asyncio.Future[Any] = asyncio.ensure_future(self._quit.wait())
+            await asyncio.wait(
+                [rest, quitting], timeout=self.grace, return_when=asyncio.FIRST_COMPLETED
+            )
+            quitting.cancel()
+            stats.abandoned = self.in_flight
+        for task in workers:
+            if task.done() and not task.cancelled() and task.exception():
+                raise task.exception()  # type: ignore[misc]
 
 
 def _handle_signal(signum: int, callback: Callable[[], None]) -> bool:

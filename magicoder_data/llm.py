@@ -4,7 +4,8 @@ One `ChatClient` serves every request of a run. It keeps requests inside the pro
 (bounded concurrency is the caller's; requests and tokens per minute are here), honours
 `Retry-After` and the `x-ratelimit-*` headers, retries what a retry can fix (429, 5xx, timeouts,
 dropped connections, malformed bodies) with exponential backoff and jitter, and stops the whole
-run at once on what it cannot (401, 403, 404). It never writes the API key anywhere.
+run at once on what it cannot (401, 403, 404, an endpoint that does not speak the API). It never
+writes the API key anywhere.
 """
 
 from __future__ import annotations
@@ -296,6 +297,10 @@ class ChatClient:
         self.limiter = RateLimiter(settings.rpm, settings.tpm)
         #: Checked before each attempt goes out; once true, requests raise Stopped unsent.
         self.stopping: Callable[[], bool] = lambda: False
+        #: Whether the endpoint ever gave this client a well-formed chat completion.
+        self._proven = False
+        #: Answers in no OpenAI shape seen while `_proven` was still False, over all requests.
+        self._foreign = 0
         self._redact = redact
         limits = _limits(settings.concurrency)
         self._client = openai.AsyncOpenAI(
@@ -365,10 +370,6 @@ class ChatClient:
     #: How many answers in no OpenAI shape (see `_not_openai`) this client takes, before its
     #: first well-formed completion, until it stops the run.
     FOREIGN_LIMIT = 3
-    #: Whether the endpoint ever gave this client a well-formed chat completion.
-    _proven = False
-    #: Answers in no OpenAI shape seen while `_proven` was still False, over all requests.
-    _foreign = 0
 
     async def _attempt(
         self, messages: list[dict[str, str]], reserve: int, params: dict[str, Any]

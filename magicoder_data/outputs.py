@@ -175,10 +175,8 @@ def check_file(
     out: Path, *, inputs: Iterable[Path] = (), overwrite: bool = False, what: str = "--out"
 ) -> None:
     """Refuse (ConfigError) a file output that is an input, a folder, or someone's file."""
-    for source in inputs:
+    for source in inputs:  # samefile sees through symlinks and hard links
         if source.exists() and out.exists() and os.path.samefile(source, out):
-            raise ConfigError(f"{what} {out} is also an input; write to another file")
-        if out.resolve() == source.resolve():
             raise ConfigError(f"{what} {out} is also an input; write to another file")
     if out.is_dir():
         raise ConfigError(f"{what} {out} is a folder; give a file name")
