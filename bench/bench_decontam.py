@@ -21,6 +21,7 @@ from peak import measure
 
 from magicoder_data import RunStore, bundled_corpus
 from magicoder_data.records import Seed
+from magicoder_data.seeds import checkpoint_shard, finish_sample
 
 WORDS = [
     "given",
@@ -99,16 +100,16 @@ def make_run(root: Path, size: int, lines: list[str]) -> Path:
     rng = random.Random(size)
     run = root / f"run-{size}"
     with RunStore.open(run) as store:
-        store.begin_stage("sample", {"bench": size})
+        store.begin_stage("sample", {"bench": size}, None)
         seeds = [
             Seed("python", i, str(i), "bench", None, None, None, 1, 1, f"x = {i}")
             for i in range(size)
         ]
-        store.checkpoint_shard("python", "bench", size, seeds, [], [])
-        store.finish_sample(
-            ["python"], {}, {"python": {"requested": size, "found": size, "documents": size}}
+        checkpoint_shard(store, "python", "bench", size, (seeds, [], []))
+        finish_sample(
+            store, ["python"], {}, {"python": {"requested": size, "found": size, "documents": size}}
         )
-        store.begin_stage("generate", {"bench": size})
+        store.begin_stage("generate", {"bench": size}, None)
         with store.transaction() as conn:
             for i in range(size):
                 problem, solution = problem_and_solution(rng, lines)

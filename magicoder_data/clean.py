@@ -18,20 +18,21 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from .config import OPTIONS
-from .errors import RunError
+from .config import OPTIONS, StrictModel, build
+from .generate import ParsedSample, count_parsed, parsed_samples
 from .languages import LANGUAGES
 from .records import Drop
-from .store import RunStore, reason_totals
+from .stage import Progress, Report, Stage
+from .store import RunStore
 from .syntax import has_errors
 
 STAGE = "clean"
-Sample = dict[str, Any]
 
 
 @pydantic_dataclass(frozen=True, config=OPTIONS)
@@ -53,15 +54,15 @@ class Check:
     def __init__(self, config: CleanConfig) -> None:
         self.config = config
 
-    def check(self, sample: Sample) -> str | None:
+    def check(self, sample: ParsedSample) -> str | None:
         raise NotImplementedError
 
 
 class Sections(Check):
     name = "sections"
 
-    def check(self, sample: Sample) -> str | None:
-        problem, solution = (sample["problem"] or "").strip(), (sample["solution"] or "").strip()
+    def check(self, sample: ParsedSample) -> str | None:
+        problem, solution = (sample.problem or "").strip(), (sample.solution or "").strip()
         c = self.config
         if len(problem) < c.min_problem:
             return "short_problem"
@@ -77,8 +78,8 @@ class Sections(Check):
 class HasCode(Check):
     name = "has_code"
 
-    def check(self, sample: Sample) -> str | None:
-        return None if (sample["solution_code"] or "").strip() else "no_code"
+    def check(self, sample: ParsedSample) -> str | None:
+        return None if (sample.solution_code or "").strip() else "no_code"
 
 
 class SameLanguage(Check):
@@ -86,9 +87,9 @@ class SameLanguage(Check):
 
     name = "language"
 
-    def check(self, sample: Sample) -> str | None:
-        tagged = sample["solution_lang"]
-        if tagged in LANGUAGES and tagged != sample["language"]:
+    def check(self, sample: ParsedSample) -> str | None:
+        tagged = sample.solution_lang
+        if tagged in LANGUAGES and tagged != sample.language:
             return "language_mismatch"
         return None
 
@@ -106,9 +107,9 @@ class NotPlaceholder(Check):
 
     name = "placeholder"
 
-    def check(self, sample: Sample) -> str | None:
-        code = sample["solution_code"] or ""
-        if sample["language"] == "python":
+    def check(self, sample: ParsedSample) -> str | None:
+        code = sample.solution_code or ""
+        if sample.language == "python":
             try:
                 tree = ast.parse(code)
             except (SyntaxError, ValueError):
@@ -154,8 +155,8 @@ class Parses(Check):
 
     name = "syntax"
 
-    def check(self, sample: Sample) -> str | None:
-        code, language = sample["solution_code"] or "", sample["language"]
+    def check(self, sample: ParsedSample) -> str | None:
+        code, language = sample.solution_code or "", sample.language
         if language == "python":
             try:
                 ast.parse(code)
@@ -200,7 +201,7 @@ class NearDuplicates:
         return None
 
 
-def clean_samples(samples: Iterable[Sample], config: CleanConfig) -> list[Drop]:
+def clean_samples(samples: Iterable[ParsedSample], config: CleanConfig) -> list[Drop]:
     """The drops among `samples` (in seed order): failed checks, then duplicates."""
     checks = [cls(config) for cls in CHECKS]
     seen: dict[str, dict[bytes, int]] = {"seed": {}, "problem": {}, "solution": {}}
@@ -211,17 +212,17 @@ def clean_samples(samples: Iterable[Sample], config: CleanConfig) -> list[Drop]:
     )
     drops = []
     for sample in samples:
-        seed_id, language = sample["seed_id"], sample["language"]
+        seed_id, language = sample.seed_id, sample.language
         reason = next((r for c in checks if (r := c.check(sample))), None)
         detail = None
-        keys = {field: _normalised(sample[field]) for field in seen}
+        keys = {field: _normalised(getattr(sample, field)) for field in seen}
         if reason is None:
             for field, key in keys.items():
                 if key in seen[field]:
                     reason, detail = f"duplicate_{field}", f"same {field} as {seen[field][key]}"
                     break
         if reason is None and near is not None:
-            twin_key = near.seen(str(seed_id), f"{sample['problem']}\n{sample['solution']}")
+            twin_key = near.seen(str(seed_id), f"{sample.problem}\n{sample.solution}")
             if twin_key is not None:
                 reason, detail = "near_duplicate", f"near {twin_key}"
         if reason is not None:
@@ -232,13 +233,67 @@ def clean_samples(samples: Iterable[Sample], config: CleanConfig) -> list[Drop]:
     return drops
 
 
-def clean(store: RunStore, config: CleanConfig) -> Counter[str]:
-    """Run the clean stage over every parsed sample of `store`; return drops per reason."""
-    if store.stage_status("generate") is None:
-        raise RunError(f"{store.root}: generate samples first")
-    store.begin_stage(STAGE, config.__dict__)
-    # Generating more (a resumed or --retry-failed run) adds samples: clean them all again.
-    if store.stage_status(STAGE) != "complete" or store.unseen(STAGE):
-        drops = clean_samples(store.parsed_samples(), config)
-        store.replace_drops(STAGE, drops, summary={"checked": store.count_parsed()})
-    return reason_totals(store.status()["stages"][STAGE])
+class CleanOptions(StrictModel):
+    """The `clean` command's options; unset ones keep what RUN's clean was started with."""
+
+    near_duplicate: float | None = None
+    """MinHash Jaccard threshold for near-duplicates (0.75); 1 turns it off."""
+    min_problem: int | None = None
+    """Shortest problem, characters (40)."""
+    max_problem: int | None = None
+    """Longest problem, characters (8000)."""
+    min_solution: int | None = None
+    """Shortest solution, characters (20)."""
+    max_solution: int | None = None
+    """Longest solution, characters (20000)."""
+    num_perm: int | None = None
+    """MinHash permutations (128)."""
+
+    @model_validator(mode="after")
+    def _in_range(self) -> CleanOptions:
+        """Bad values fail here, before any run is opened (InvalidOption names the key)."""
+        build(CleanConfig, self.model_dump(exclude_none=True))
+        return self
+
+
+@dataclass
+class CleanReport(Report):
+    """Samples dropped per reason, over the whole run."""
+
+    dropped: Counter[str]
+
+    def line(self) -> str:
+        detail = ", ".join(f"{r} {n:,}" for r, n in sorted(self.dropped.items())) or "none"
+        return f"clean: {sum(self.dropped.values()):,} samples dropped ({detail})"
+
+
+class Clean(Stage[CleanOptions, CleanReport]):
+    """Drop duplicates, near-duplicates and broken samples, counting each reason.
+
+    Options left out keep the values RUN's clean was started with.
+    """
+
+    name = STAGE
+    Config = CleanOptions
+    requires = ("generate",)
+    filters = True
+    funnel = "cleaned"
+
+    def run(
+        self, store: RunStore, config: CleanOptions, progress: Progress | None = None
+    ) -> CleanReport:
+        self.check_ready(store)
+        stored = store.stage_config(STAGE) or {}
+        settings = build(CleanConfig, {**stored, **config.model_dump(exclude_none=True)})
+        store.begin_stage(STAGE, asdict(settings), self.progress_sql)
+        # Generating more (a resumed or --retry-failed run) adds samples: clean them all again.
+        if store.stage_status(STAGE) != "complete" or self.unseen(store):
+            drops = clean_samples(parsed_samples(store), settings)
+            store.replace_drops(STAGE, drops, summary={"checked": count_parsed(store)})
+        return CleanReport(store.drop_totals(STAGE))
+
+    def unseen(self, store: RunStore) -> int:
+        """Clean checks every parsed sample at once and records how many it checked."""
+        if store.stage_status(STAGE) != "complete":
+            return 0
+        return count_parsed(store) - (store.stage_summary(STAGE) or {}).get("checked", 0)

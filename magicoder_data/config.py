@@ -30,9 +30,10 @@ T = TypeVar("T")
 
 
 class StrictModel(BaseModel):
-    """Base for every settings model: unknown keys are errors, values are immutable."""
+    """Base for every settings model: unknown keys are errors, values are immutable, and a
+    field's docstring is its description (the CLI's help for the option it becomes)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class SampleConfig(StrictModel):

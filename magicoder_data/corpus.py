@@ -12,7 +12,6 @@ import gzip
 import io
 import json
 import os
-import re
 import stat
 import subprocess
 from collections import deque
@@ -27,6 +26,7 @@ from typing import Any, BinaryIO, Protocol
 
 from .errors import SourceError
 from .languages import language_of_path
+from .readers import is_hub_name
 from .records import Document, json_kind
 
 #: Called with a batch of document ids; returns (position in the batch, rank) of the wanted ones.
@@ -36,7 +36,6 @@ READ_AHEAD = 2
 
 SHARD_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".json.gz")
 METADATA_COLUMNS = ("max_stars_repo_name", "max_stars_repo_path", "max_stars_count")
-_HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 class Shard(Protocol):
@@ -79,7 +78,7 @@ def open_source(spec: str, kind: str = "auto") -> Source:
         if kind == "tree" or (kind == "auto" and not _has_shards(path)):
             return TreeSource(path)
         return FolderSource(path)
-    if kind == "hub" or _HUB_NAME.match(spec):
+    if kind == "hub" or is_hub_name(spec):
         return HubSource(spec)
     raise SourceError(
         f"source {spec!r} not found: give a folder, a source tree, `bundled`, "

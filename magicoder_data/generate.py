@@ -1,48 +1,438 @@
-"""The generation stage: one chat completion per seed, stored as it arrives.
+"""The generation stage: one chat completion per seed, stored as it arrives, and the `samples`
+table's queries.
 
-Many requests are in flight at once (`concurrency` workers share one client and its limits).
-Every response is committed the moment it arrives, so a killed run loses only the requests in
-flight, and a re-run sends no request whose response is stored. `--retry-failed` re-sends only
-failed and truncated ones. A cost budget stops dispatching before it would be exceeded.
+A backend (see `magicoder_data.backends`) sends the requests; this stage decides the run's
+config (stored options are reused, given ones override them, the backend fills in or imposes
+its own), records it, and hands the backend the pending seeds. Every answer is committed the
+moment it arrives, so a killed run loses only the requests in flight, and a re-run sends no
+request whose answer is stored. `retry_failed` re-sends only failed and truncated ones. A cost
+budget (`max_cost`) stops dispatching before it would be exceeded.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import signal
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from itertools import islice
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from pathlib import Path
-from queue import Empty
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from .config import OPTIONS, GenerateConfig
-from .errors import ConfigError, MagicoderDataError, RunError
-from .llm import ChatClient, ClientSettings, Completion, Stopped, TokenCounter, cost, price_of
+from . import backends
+from .config import OPTIONS, GenerateConfig, StrictModel, build
+from .errors import ConfigError, InvalidOption, RunError
+from .llm import ClientSettings, Completion, cost, price_of
 from .parse import main_code, parse_response
-from .prompts import PromptTemplate
-from .store import RunStore
-from .workers import QuietSpawnContext, unblock
+from .prompts import DEFAULT_TEMPLATE, PromptTemplate, load_template
+from .stage import Progress, Report, Stage
+from .store import RunStore, now
 
-log = logging.getLogger("magicoder_data")
-STAGE = "generate"
 #: Seconds that answers already requested may still arrive, and be stored, after a Ctrl-C.
 GRACE = 10.0
-#: Set by a stop signal that reaches a worker process before its event loop handles it.
-_STOP_BEFORE_LOOP = threading.Event()
+
+
+# -- the samples table ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingSeed:
+    """A seed snippet still to send: its id (which also makes the request seed) and text."""
+
+    id: int
+    language: str
+    snippet: str
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    """The `samples` row one answer writes: parsed into sections when it is complete."""
+
+    seed_id: int
+    status: str
+    model: str | None
+    system_fingerprint: str | None
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_s: float
+    attempts: int
+    template_sha256: str
+    request_seed: int
+    response: str | None
+    error_kind: str | None
+    error: str | None
+    problem: str | None
+    solution: str | None
+    solution_lang: str | None
+    solution_code: str | None
+
+    @classmethod
+    def of(
+        cls,
+        seed: PendingSeed,
+        completion: Completion,
+        config: GenerateConfig,
+        price: tuple[float, float] | None,
+    ) -> AnswerRow:
+        """The row for `seed`'s completion; an `ok` answer that does not parse is `unparsable`."""
+        status = completion.status
+        parsed = parse_response(completion.content or "") if status == "ok" else None
+        if status == "ok" and parsed is None:
+            status = "unparsable"
+        code = main_code(parsed.code_blocks, seed.language) if parsed else None
+        return cls(
+            seed_id=seed.id,
+            status=status,
+            model=completion.model,
+            system_fingerprint=completion.system_fingerprint,
+            finish_reason=completion.finish_reason,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            cost_usd=cost(price, completion.prompt_tokens, completion.completion_tokens),
+            latency_s=round(completion.latency_s, 4),
+            attempts=completion.attempts,
+            template_sha256=config.template_sha256,
+            request_seed=config.seed + seed.id,
+            response=completion.raw,
+            error_kind=completion.error_kind,
+            error=completion.error,
+            problem=parsed.problem if parsed else None,
+            solution=parsed.solution if parsed else None,
+            solution_lang=(code.language or code.tag) if code else None,
+            solution_code=code.code if code else None,
+        )
+
+
+#: Columns of `samples` the stage writes (all but the timestamp), in AnswerRow's order.
+SAMPLE_COLUMNS = tuple(f.name for f in fields(AnswerRow))
+_SAMPLE_VALUES = attrgetter(*SAMPLE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    """A stored answer with its seed, as `dump RUN samples` writes it."""
+
+    seed_id: int
+    language: str
+    seed: str
+    status: str
+    problem: str | None
+    solution: str | None
+    solution_lang: str | None
+    solution_code: str | None
+    model: str | None
+    system_fingerprint: str | None
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_s: float | None
+    attempts: int
+    request_seed: int | None
+    template_sha256: str
+    error_kind: str | None
+    error: str | None
+    response: str | None
+
+
+@dataclass(frozen=True)
+class ParsedSample:
+    """A sample that parsed into problem and solution, with its seed (what later stages read)."""
+
+    seed_id: int
+    language: str
+    seed: str
+    problem: str
+    solution: str
+    solution_lang: str | None
+    solution_code: str | None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the run's answers are and cost, for `status` and the stage's summary."""
+
+    parsed: dict[str, int]  # `ok` samples per language
+    not_parsed: dict[str, dict[str, int]]  # per language, the other statuses' counts
+    failures: dict[str, int]  # failed samples per error kind
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    responses: int
+
+
+#: Seeds still to send (parameters: retry_failed, part count, part index).
+_PENDING = (
+    "FROM seeds s LEFT JOIN samples x ON x.seed_id = s.id "
+    "WHERE (x.seed_id IS NULL OR (? AND x.status IN ('failed', 'truncated'))) "
+    "AND s.id % ? = ?"
+)
+
+
+def pending_seeds(
+    store: RunStore, retry_failed: bool, part: tuple[int, int] = (0, 1), chunk: int = 1_000
+) -> Iterator[PendingSeed]:
+    """Seeds with no stored answer (and, when `retry_failed`, failed or truncated ones).
+
+    Only those whose id % part[1] == part[0], so that processes can share a run. Streamed a
+    chunk at a time by id, so memory stays flat and writes may interleave.
+    """
+    for page in store.pages(
+        f"SELECT s.id, s.language, s.snippet {_PENDING} AND s.id > ? ORDER BY s.id LIMIT ?",
+        (retry_failed, *part[::-1]),
+        "id",
+        chunk,
+        PendingSeed,
+    ):
+        yield from page
+
+
+def count_pending(store: RunStore, retry_failed: bool, part: tuple[int, int] = (0, 1)) -> int:
+    """How many seeds `pending_seeds` would yield."""
+    return int(store.value(f"SELECT COUNT(*) {_PENDING}", (retry_failed, *part[::-1])))
+
+
+def record_samples(store: RunStore, rows: Iterable[AnswerRow]) -> None:
+    """Store answers, committed together; a re-sent sample replaces its earlier try but keeps
+    paying for it (tokens, cost and attempts add up)."""
+    stamp = now()
+    values = [(*_SAMPLE_VALUES(row), stamp) for row in rows]
+    summed = ("prompt_tokens", "completion_tokens", "cost_usd", "attempts")
+    updates = ", ".join(
+        f"{c} = samples.{c} + excluded.{c}" if c in summed else f"{c} = excluded.{c}"
+        for c in (*SAMPLE_COLUMNS[1:], "created_at")
+    )
+    with store.transaction() as conn:
+        conn.executemany(
+            f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}, created_at) "
+            f"VALUES ({', '.join('?' * len(SAMPLE_COLUMNS))}, ?) "
+            f"ON CONFLICT (seed_id) DO UPDATE SET {updates}",
+            values,
+        )
+
+
+def spend(store: RunStore) -> float:
+    """US$ spent on every stored answer."""
+    return float(store.value("SELECT TOTAL(cost_usd) FROM samples"))
+
+
+def iter_samples(store: RunStore) -> Iterator[SampleRow]:
+    """Every stored answer with its seed, in seed order."""
+    return store.rows(
+        "SELECT s.id AS seed_id, s.language, s.snippet AS seed, x.status, x.problem, "
+        "x.solution, x.solution_lang, x.solution_code, x.model, x.system_fingerprint, "
+        "x.finish_reason, x.prompt_tokens, x.completion_tokens, x.cost_usd, x.latency_s, "
+        "x.attempts, x.request_seed, x.template_sha256, x.error_kind, x.error, x.response "
+        "FROM samples x JOIN seeds s ON s.id = x.seed_id ORDER BY s.id",
+        as_=SampleRow,
+    )
+
+
+def parsed_samples(store: RunStore) -> Iterator[ParsedSample]:
+    """Every sample that parsed into problem and solution, with its seed, in seed order."""
+    return store.rows(
+        "SELECT x.seed_id, s.language, s.snippet AS seed, x.problem, x.solution, "
+        "x.solution_lang, x.solution_code FROM samples x JOIN seeds s ON s.id = x.seed_id "
+        "WHERE x.status = 'ok' ORDER BY x.seed_id",
+        as_=ParsedSample,
+    )
+
+
+def count_parsed(store: RunStore) -> int:
+    """How many samples parsed (`status` ok): what clean checks."""
+    return int(store.value("SELECT COUNT(*) FROM samples WHERE status = 'ok'"))
+
+
+def fingerprints(store: RunStore) -> list[str]:
+    """The distinct system fingerprints the provider reported (which backend build answered)."""
+    return list(
+        store.pairs(
+            "SELECT system_fingerprint, COUNT(*) FROM samples "
+            "WHERE system_fingerprint IS NOT NULL GROUP BY 1 ORDER BY 1"
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _StatusCount:
+    language: str
+    status: str
+    count: int
+
+
+@dataclass(frozen=True)
+class _Totals:
+    prompt_tokens: float
+    completion_tokens: float
+    cost_usd: float
+    responses: int
+
+
+def usage(store: RunStore) -> Usage:
+    """What the stored answers are and cost (for `status`, the dataset card and the notebook)."""
+    parsed: dict[str, int] = {}
+    not_parsed: dict[str, dict[str, int]] = {}
+    for row in store.rows(
+        "SELECT s.language, x.status, COUNT(*) AS count FROM samples x "
+        "JOIN seeds s ON s.id = x.seed_id GROUP BY 1, 2",
+        as_=_StatusCount,
+    ):
+        if row.status == "ok":
+            parsed[row.language] = row.count
+        else:
+            not_parsed.setdefault(row.language, {})[row.status] = row.count
+    totals = next(
+        store.rows(
+            "SELECT TOTAL(prompt_tokens) AS prompt_tokens, "
+            "TOTAL(completion_tokens) AS completion_tokens, TOTAL(cost_usd) AS cost_usd, "
+            "COUNT(*) AS responses FROM samples",
+            as_=_Totals,
+        )
+    )
+    return Usage(
+        parsed=parsed,
+        not_parsed=not_parsed,
+        failures=store.pairs(
+            "SELECT error_kind, COUNT(*) FROM samples WHERE status = 'failed' GROUP BY 1"
+        ),
+        prompt_tokens=int(totals.prompt_tokens),
+        completion_tokens=int(totals.completion_tokens),
+        cost_usd=totals.cost_usd,
+        responses=totals.responses,
+    )
+
+
+# -- options, stats and the stage -------------------------------------------------------------
+
+
+@pydantic_dataclass(frozen=True, config=OPTIONS)
+class SendOptions:
+    """How much of the run to send now, and how; none of it changes what a sample says."""
+
+    retry_failed: bool = False  # re-send failed and truncated samples too
+    limit: int | None = Field(default=None, ge=0)  # send at most this many requests
+    max_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # US$ for the whole run
+    workers: int = Field(
+        default=1, ge=0
+    )  # processes; 0: one per 256 in flight, at most one per core
+    grace: float = Field(default=GRACE, ge=0)  # seconds answers in flight may arrive after a Ctrl-C
+
+
+#: The options that decide a sample's text: None reuses the stored value, else the default.
+CONFIG_OPTIONS = ("model", "template", "temperature", "top_p", "max_tokens", "seed")
+
+
+class GenerateOptions(StrictModel):
+    """The `generate` command's options, named as config keys (`--max-cost` is `max_cost`).
+
+    Range checks run when the options are built, through the settings they make
+    (`client_settings`, `send_options`), so a bad value fails before the run is touched.
+    """
+
+    model: str | None = None
+    """Model name, e.g. gpt-4o-mini."""
+    base_url: str | None = None
+    """OpenAI-compatible endpoint (vLLM, Ollama...); default $OPENAI_BASE_URL, else OpenAI's."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the API key."""
+    template: str | None = None
+    """Prompt template: a name in prompts/ or a folder."""
+    concurrency: int = 64
+    """Requests in flight."""
+    rpm: float | None = None
+    """Requests per minute budget."""
+    tpm: float | None = None
+    """Tokens per minute budget."""
+    temperature: float | None = None
+    """Default 0 (Magicoder)."""
+    top_p: float | None = None
+    """Nucleus sampling (not sent if unset)."""
+    max_tokens: int | None = None
+    """Completion tokens (default 2500)."""
+    seed: int | None = None
+    """Base request seed; sample i sends seed + i (default 976)."""
+    max_cost: float | None = None
+    """Stop before spending more than this many US$."""
+    limit: int | None = None
+    """Send at most this many requests."""
+    retry_failed: bool = False
+    """Re-send failed and truncated samples only."""
+    price: list[str] = Field(default_factory=list)
+    """Price as MODEL=IN,OUT US$ per million tokens (repeatable)."""
+    workers: int = 0
+    """Processes sharing the requests (one saturates near 700 req/s); 0: one per 256 in
+    flight, at most one per core."""
+    timeout: float = 300.0
+    """Seconds to wait for one answer."""
+    max_attempts: int = 8
+    """Tries per request."""
+    backend: Literal["auto", "openai", "local"] = "auto"
+    """auto (local when no key, URL or model is given), openai or local."""
+    model_path: Path | None = None
+    """GGUF model for the local backend (default: SmolLM2-135M)."""
+
+    @field_validator("price")
+    @classmethod
+    def _check_prices(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            _parse_price(entry)
+        return entries
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> GenerateOptions:
+        self.client_settings()
+        self.send_options()
+        return self
+
+    @property
+    def prices(self) -> dict[str, tuple[float, float]]:
+        """The `price` entries by model."""
+        return dict(map(_parse_price, self.price))
+
+    def client_settings(self, base_url: str | None = None) -> ClientSettings:
+        """How to reach the provider; its model is set once the run's config is known."""
+        values = {
+            "model": "-",
+            "base_url": base_url,
+            "timeout": self.timeout,
+            "max_attempts": self.max_attempts,
+            "concurrency": self.concurrency,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+        }
+        return build(ClientSettings, values)
+
+    def send_options(self) -> SendOptions:
+        values = {
+            "retry_failed": self.retry_failed,
+            "limit": self.limit,
+            "max_cost": self.max_cost,
+            "workers": self.workers,
+        }
+        return build(SendOptions, values)
+
+
+def _parse_price(entry: str) -> tuple[str, tuple[float, float]]:
+    """`gpt-4o=2.5,10` as (model, (input, output))."""
+    model, _, pair = entry.partition("=")
+    try:
+        inp, out = (float(x) for x in pair.split(","))
+    except ValueError:
+        raise InvalidOption(
+            "price", f"bad entry {entry!r}: write MODEL=IN,OUT, e.g. gpt-4o=2.5,10"
+        ) from None
+    if inp < 0 or out < 0:
+        raise InvalidOption("price", f"bad entry {entry!r}: prices cannot be negative")
+    return model.strip(), (inp, out)
 
 
 @dataclass
-class GenerateStats:
+class GenerateStats(Report):
     """Live counts of a generate run, for progress displays and the final summary."""
 
     total: int
@@ -61,429 +451,114 @@ class GenerateStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def count(self, row: AnswerRow) -> None:
+        """Add one stored answer."""
+        self.done += 1
+        self.statuses[row.status] += 1
+        if row.error_kind:
+            self.failures[row.error_kind] += 1
+        self.prompt_tokens += row.prompt_tokens
+        self.completion_tokens += row.completion_tokens
+        self.spent += row.cost_usd
 
-class Budget:
-    """Spend so far plus the worst case of requests in flight, kept under `limit`."""
-
-    def __init__(self, limit: float | None, spent: float) -> None:
-        self.limit = limit
-        self.spent = spent
-        self._reserved = 0.0
-
-    def reserve(self, amount: float) -> bool:
-        if self.limit is not None and self.spent + self._reserved + amount > self.limit:
-            return False
-        self._reserved += amount
-        return True
-
-    def settle(self, reserved: float, actual: float) -> None:
-        self._reserved -= reserved
-        self.spent += actual
-
-
-def sample_row(
-    seed: Mapping[str, Any],
-    completion: Completion,
-    config: GenerateConfig,
-    price: tuple[float, float] | None,
-) -> dict[str, Any]:
-    """The `samples` row for one seed's completion: parsed into sections when it is complete."""
-    status = completion.status
-    parsed = parse_response(completion.content or "") if status == "ok" else None
-    if status == "ok" and parsed is None:
-        status = "unparsable"
-    code = main_code(parsed.code_blocks, seed["language"]) if parsed else None
-    return {
-        "seed_id": seed["id"],
-        "status": status,
-        "model": completion.model,
-        "system_fingerprint": completion.system_fingerprint,
-        "finish_reason": completion.finish_reason,
-        "prompt_tokens": completion.prompt_tokens,
-        "completion_tokens": completion.completion_tokens,
-        "cost_usd": cost(price, completion.prompt_tokens, completion.completion_tokens),
-        "latency_s": round(completion.latency_s, 4),
-        "attempts": completion.attempts,
-        "template_sha256": config.template_sha256,
-        "request_seed": config.seed + seed["id"],
-        "response": completion.raw,
-        "error_kind": completion.error_kind,
-        "error": completion.error,
-        "problem": parsed.problem if parsed else None,
-        "solution": parsed.solution if parsed else None,
-        "solution_lang": (code.language or code.tag) if code else None,
-        "solution_code": code.code if code else None,
-    }
+    def line(self) -> str:
+        elapsed = max(self.elapsed, 1e-9)
+        rate = self.done / elapsed
+        left = self.total - self.done
+        eta = f"{left / rate:,.0f}s" if rate > 0 and left > 0 else "-"
+        tokens = (self.prompt_tokens + self.completion_tokens) / elapsed
+        failures = ", ".join(f"{k} {n}" for k, n in self.failures.most_common()) or "none"
+        return (
+            f"{self.done:,}/{self.total:,} done  {rate:,.1f} req/s  {tokens:,.0f} tok/s  "
+            f"${self.spent:,.4f}  ETA {eta}  failures: {failures}"
+        )
 
 
-Progress = Callable[[GenerateStats], None]
+class Generate(Stage[GenerateOptions, GenerateStats]):
+    """Ask the model for a problem and solution inspired by each seed, storing every answer.
 
-
-@dataclass(frozen=True)
-class Job:
-    """Everything one process needs to send its part of the pending seeds (picklable)."""
-
-    run: Path
-    config: GenerateConfig
-    template: PromptTemplate
-    settings: ClientSettings
-    api_key: str
-    retry_failed: bool = False
-    limit: int | None = None
-    budget: float | None = None  # US$ this job may spend
-    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    part: tuple[int, int] = (0, 1)  # (k, n): seeds whose id % n == k
-    grace: float = GRACE  # seconds to wait for answers in flight after a stop signal
-    stop_signal: int = signal.SIGINT  # worker processes stop on SIGUSR1 from their parent
-
-
-@pydantic_dataclass(frozen=True, config=OPTIONS)
-class SendOptions:
-    """How much of the run to send now, and how; none of it changes what a sample says."""
-
-    retry_failed: bool = False  # re-send failed and truncated samples too
-    limit: int | None = Field(default=None, ge=0)  # send at most this many requests
-    max_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # US$ for the whole run
-    workers: int = Field(
-        default=1, ge=0
-    )  # processes; 0: one per 256 in flight, at most one per core
-    grace: float = Field(default=GRACE, ge=0)  # seconds answers in flight may arrive after a Ctrl-C
-
-
-def generate(
-    store: RunStore,
-    config: GenerateConfig,
-    template: PromptTemplate,
-    settings: ClientSettings,
-    api_key: str,
-    options: SendOptions | None = None,
-    *,
-    prices: Mapping[str, tuple[float, float]] | None = None,
-    progress: Progress | None = None,
-) -> GenerateStats:
-    """Send the pending seeds of `store` and store every response; see the module docstring.
-
-    With `workers` > 1 the seeds are split over that many processes (by id), each with its share
-    of the concurrency, the rate limits and the remaining budget: one event loop saturates a core
-    at about 700 requests/s.
-
-    A first Ctrl-C (SIGINT) stops dispatching and stores the answers that arrive within `grace`
-    seconds; a second one stops waiting. The returned stats then say `interrupted`.
+    Re-running sends no request whose response is stored. Ctrl-C stops sending and stores the
+    answers already on their way (a second Ctrl-C stops waiting for them).
     """
-    if store.stage_status("sample") != "complete":
-        raise RunError(f"{store.root}: sample seeds first (`magicoder-data sample {store.root}`)")
-    options = options or SendOptions()
-    limit, max_cost = options.limit, options.max_cost
-    workers = options.workers or max(1, min(os.cpu_count() or 1, settings.concurrency // 256))
-    if max_cost is not None and price_of(config.model, prices) is None:
-        raise ConfigError(
-            f"no price known for model {config.model!r}, so --max-cost cannot be kept; "
-            f"add one with --price {config.model}=INPUT,OUTPUT (US$ per million tokens)"
-        )
-    store.begin_stage(STAGE, config.model_dump(mode="json"))
-    left = None if max_cost is None else max(0.0, max_cost - store.spend())
-    jobs = [
-        Job(
-            run=store.root,
-            config=config,
-            template=template,
-            settings=replace(
-                settings,
-                concurrency=-(-settings.concurrency // workers),
-                rpm=settings.rpm / workers if settings.rpm else None,
-                tpm=settings.tpm / workers if settings.tpm else None,
-            ),
-            api_key=api_key,
-            retry_failed=options.retry_failed,
-            limit=None if limit is None else limit // workers + (k < limit % workers),
-            budget=None if left is None else left / workers,
-            prices=dict(prices or {}),
-            part=(k, workers),
-            grace=options.grace,
-            stop_signal=signal.SIGINT if workers == 1 else signal.SIGUSR1,
-        )
-        for k in range(workers)
-    ]
-    stats = run_job(jobs[0], store, progress) if workers == 1 else _run_parallel(jobs, progress)
-    if store.count_pending(False) == 0:
-        store.finish_stage(STAGE, {"responses": store.status()["stages"][STAGE]["responses"]})
-    return stats
 
+    name = "generate"
+    Config = GenerateOptions
+    requires = ("sample",)
+    funnel = "parsed"
+    progress_sql = "SELECT 1 FROM samples LIMIT 1"
 
-def run_job(job: Job, store: RunStore, progress: Progress | None = None) -> GenerateStats:
-    """Send one job's seeds from this process."""
-    total = store.count_pending(job.retry_failed, job.part)
-    stats = GenerateStats(total=min(total, job.limit) if job.limit is not None else total)
-    pending = store.pending_seeds(job.retry_failed, job.part)
-    if job.limit is not None:
-        pending = islice(pending, job.limit)
-    _run_async(_send_all(store, job, pending, stats, progress))
-    return stats
-
-
-async def _send_all(
-    store: RunStore,
-    job: Job,
-    pending: Iterator[dict[str, Any]],
-    stats: GenerateStats,
-    progress: Progress | None,
-) -> None:
-    config = job.config
-    price = price_of(config.model, job.prices)
-    budget = Budget(job.budget, 0.0)
-    counter = TokenCounter(config.model)
-    params: dict[str, Any] = {"temperature": config.temperature, "max_tokens": config.max_tokens}
-    if config.top_p is not None:
-        params["top_p"] = config.top_p
-    if config.grammar is not None:
-        params["grammar"] = config.grammar
-
-    unsaved: list[dict[str, Any]] = []
-    stopping = _Stopping(job.grace)
-
-    def save() -> None:
-        """Commit every response that arrived during this turn of the event loop, together."""
-        rows = unsaved[:]
-        unsaved.clear()
-        store.record_samples(rows)
-
-    async with ChatClient(job.settings, job.api_key, redact=_redactor(job.api_key)) as client:
-        client.stopping = stopping.requested.is_set
-
-        async def worker() -> None:
-            for seed in pending:
-                if stopping.requested.is_set():
-                    return
-                messages = job.template.messages(seed["snippet"], seed["language"])
-                prompt_tokens = counter.count(messages)
-                worst = cost(price, prompt_tokens, config.max_tokens)
-                if not budget.reserve(worst):
-                    stats.stopped_by_budget = True
-                    return
-                stopping.in_flight += 1
-                try:
-                    completion = await client.complete(
-                        messages,
-                        reserve=prompt_tokens + config.max_tokens,
-                        seed=config.seed + seed["id"],
-                        **params,
-                    )
-                except Stopped:  # stopped before this request went out: nothing to store
-                    budget.settle(worst, 0.0)
-                    return
-                except BaseException:
-                    budget.settle(worst, 0.0)
-                    raise
-                finally:
-                    stopping.in_flight -= 1
-                row = sample_row(seed, completion, config, price)
-                unsaved.append(row)
-                await asyncio.sleep(0)  # let the other answers of this turn of the loop arrive
-                if unsaved:  # the first worker back saves them all, before any new request
-                    save()
-                budget.settle(worst, row["cost_usd"])
-                _count(stats, row)
-                if progress:
-                    progress(stats)
-
-        workers = [asyncio.create_task(worker()) for _ in range(job.settings.concurrency)]
-        handled = _handle_signal(job.stop_signal, stopping.signal)
-        if _STOP_BEFORE_LOOP.is_set():  # a worker process told to stop while it was starting
-            stopping.signal()
-        try:
-            await stopping.wait(workers, stats)
-        finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            if unsaved:
-                save()
-            if handled:  # only now: a signal during the last save must not interrupt it
-                asyncio.get_running_loop().remove_signal_handler(job.stop_signal)
-                if job.stop_signal != signal.SIGINT:
-                    signal.signal(job.stop_signal, signal.SIG_IGN)
-
-
-class _Stopping:
-    """How a run stops sending: a first stop signal, or a fatal error, ends dispatching and
-    waits `grace` seconds for the requests in flight (their answers are paid for); a second
-    signal ends the wait."""
-
-    def __init__(self, grace: float) -> None:
-        self.grace = grace
-        self.requested = asyncio.Event()
-        self.in_flight = 0  # requests sent and not yet answered
-        self._quit = asyncio.Event()
-
-    def signal(self) -> None:
-        if self.requested.is_set():
-            self._quit.set()
-            return
-        self.requested.set()
-        log.warning(
-            "stopping: no new requests; storing the answers to the %d in flight that arrive "
-            "within %gs (press Ctrl-C again to quit now)",
-            self.in_flight,
-            self.grace,
-        )
-
-    async def wait(self, workers: list[asyncio.Task[None]], stats: GenerateStats) -> None:
-        """Until every worker is done, or a stop and its grace period; then raise the fatal
-        error of a worker, if one had one."""
-        everything = asyncio.gather(*workers)
-        everything.add_done_callback(lambda f: f.cancelled() or f.exception())  # read per task
-        stopped: asyncio.Future[Any] = asyncio.ensure_future(self.requested.wait())
-        await asyncio.wait([everything, stopped], return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        interrupted = self.requested.is_set()
-        if running := [task for task in workers if not task.done()]:
-            self.requested.set()  # a fatal error stops dispatching too
-            stats.interrupted = interrupted
-            rest = asyncio.gather(*running, return_exceptions=True)
-            quitting: asyncio.Future[Any] = asyncio.ensure_future(self._quit.wait())
-            await asyncio.wait(
-                [rest, quitting], timeout=self.grace, return_when=asyncio.FIRST_COMPLETED
+    def check_ready(self, store: RunStore) -> None:
+        """Seeds are final only once `sample` is complete."""
+        if store.stage_status("sample") != "complete":
+            raise RunError(
+                f"{store.root}: sample seeds first (`magicoder-data sample {store.root}`)"
             )
-            quitting.cancel()
-            stats.abandoned = self.in_flight
-        for task in workers:
-            if task.done() and not task.cancelled() and task.exception():
-                raise task.exception()  # type: ignore[misc]
+
+    def funnel_counts(self, store: RunStore) -> dict[str, int]:
+        return usage(store).parsed
+
+    def dropped(self, store: RunStore) -> Counter[str]:
+        """Answers that are not samples, per status (failed, truncated, unparsable)."""
+        totals: Counter[str] = Counter()
+        for statuses in usage(store).not_parsed.values():
+            totals.update(statuses)
+        return totals
+
+    def status_fields(self, store: RunStore) -> dict[str, Any]:
+        """What `status` shows for this stage besides its bookkeeping."""
+        spent = usage(store)
+        return {
+            "rows": spent.parsed,
+            "drops": spent.not_parsed,
+            "failures": spent.failures,
+            "prompt_tokens": spent.prompt_tokens,
+            "completion_tokens": spent.completion_tokens,
+            "cost_usd": round(spent.cost_usd, 6),
+            "responses": spent.responses,
+        }
+
+    def run(
+        self, store: RunStore, options: GenerateOptions, progress: Progress | None = None
+    ) -> GenerateStats:
+        """Send the pending seeds and store every answer; finish when none is left.
+
+        A first Ctrl-C stops sending and stores the answers in flight that arrive in time; the
+        returned stats then say `interrupted`.
+        """
+        self.check_ready(store)
+        stored = store.stage_config(self.name)
+        backend = backends.choose_backend(options, stored)
+        config, template = _settle(options, stored or {}, backend)
+        prices = {**options.prices, **backend.prices()}
+        model = config.model
+        if options.max_cost is not None and price_of(model, prices) is None:
+            raise ConfigError(
+                f"no price known for model {model!r}, so --max-cost cannot be kept; "
+                f"add one with --price {model}=INPUT,OUTPUT (US$ per million tokens)"
+            )
+        backend.check()
+        store.begin_stage(self.name, config.model_dump(mode="json"), self.progress_sql)
+        request = backends.SendRequest(config, template, options.send_options(), prices)
+        stats = backend.send(store, request, progress)
+        if count_pending(store, retry_failed=False) == 0:
+            store.finish_stage(self.name, {"responses": usage(store).responses})
+        return stats
 
 
-def _handle_signal(signum: int, callback: Callable[[], None]) -> bool:
-    """Route `signum` to `callback` in the running loop; False where that is impossible
-    (not the main thread, or a platform without loop signal handlers)."""
-    try:
-        asyncio.get_running_loop().add_signal_handler(signum, callback)
-    except (ValueError, RuntimeError, NotImplementedError):
-        return False
-    return True
-
-
-def _run_parallel(jobs: list[Job], progress: Progress | None) -> GenerateStats:
-    """Run each job in its own process; relay their counts; stop all at the first fatal error."""
-    context = QuietSpawnContext()
-    queue: Any = context.Queue()
-    processes = [
-        context.Process(target=_job_process, args=(job, queue, os.getpid()), daemon=True)
-        for job in jobs
-    ]
-    latest = {job.part[0]: GenerateStats(total=0) for job in jobs}
-    started = time.monotonic()
-    finished: set[int] = set()
-
-    def forward(signum: int, frame: object) -> None:
-        """Ctrl-C reaches the workers as SIGUSR1: they stop gracefully, or at once the 2nd time."""
-        log.warning("stopping: no new requests; storing the answers in flight")
-        for process in processes:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signal.SIGUSR1)
-
-    try:
-        previous = signal.signal(signal.SIGINT, forward)
-    except ValueError:  # not the main thread: leave SIGINT alone
-        previous = None
-    try:
-        for process in processes:
-            process.start()
-        while len(finished) < len(jobs):
-            try:
-                kind, part, payload = queue.get(timeout=0.5)
-            except Empty:
-                crashed = [p for p in processes if p.exitcode not in (None, 0)]
-                if crashed:
-                    code = crashed[0].exitcode
-                    raise RunError(f"a generate worker died (exit code {code})") from None
-                continue
-            if kind == "error":
-                raise payload
-            latest[part] = payload
-            if kind == "done":
-                finished.add(part)
-            if progress:
-                progress(_combined(latest.values(), started))
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join()
-    return _combined(latest.values(), started)
-
-
-def _job_process(job: Job, queue: Any, parent: int) -> None:
-    """Body of a worker process: run the job, report counts, and die with the parent.
-
-    Ctrl-C reaches the parent, which relays it as SIGUSR1 (see `_run_parallel`).
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR1, lambda signum, frame: _STOP_BEFORE_LOOP.set())
-    unblock()
-    last = 0.0
-
-    def report(stats: GenerateStats) -> None:
-        nonlocal last
-        if os.getppid() != parent:  # orphaned (the parent was killed): stop at once
-            os._exit(70)
-        if (now := time.monotonic()) - last >= 0.25:
-            last = now
-            queue.put(("stats", job.part[0], stats))
-
-    try:
-        with RunStore.open(job.run, create=False, lock=False) as store:  # the parent holds it
-            stats = run_job(job, store, report)
-        queue.put(("done", job.part[0], stats))
-    except MagicoderDataError as exc:
-        queue.put(("error", job.part[0], exc))
-    except KeyboardInterrupt:
-        pass
-
-
-def _combined(parts: Iterable[GenerateStats], started: float) -> GenerateStats:
-    total = GenerateStats(total=0, started=started)
-    for part in parts:
-        total.total += part.total
-        total.done += part.done
-        total.statuses += part.statuses
-        total.failures += part.failures
-        total.prompt_tokens += part.prompt_tokens
-        total.completion_tokens += part.completion_tokens
-        total.spent += part.spent
-        total.stopped_by_budget |= part.stopped_by_budget
-        total.interrupted |= part.interrupted
-        total.abandoned += part.abandoned
-    return total
-
-
-def _run_async(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run on uvloop where it is installed (a faster event loop), else on asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coroutine)
-    else:
-        uvloop.run(coroutine)
-
-
-def _count(stats: GenerateStats, row: Mapping[str, Any]) -> None:
-    stats.done += 1
-    stats.statuses[row["status"]] += 1
-    if row["error_kind"]:
-        stats.failures[row["error_kind"]] += 1
-    stats.prompt_tokens += row["prompt_tokens"]
-    stats.completion_tokens += row["completion_tokens"]
-    stats.spent += row["cost_usd"]
-
-
-def _redactor(secret: str) -> Callable[[str], str]:
-    """Removes the API key (and its long tail) from any text before it is shown or stored."""
-
-    def redact(text: str) -> str:
-        if len(secret) >= 8:  # real keys are long; placeholders like "local" are not secrets
-            text = text.replace(secret, "***")
-        return text
-
-    return redact
+def _settle(
+    options: GenerateOptions, stored: dict[str, Any], backend: backends.Backend
+) -> tuple[GenerateConfig, PromptTemplate]:
+    """The run's config and prompt: the backend's defaults, under the stored values, under the
+    given options, under what the backend imposes."""
+    given = {name: getattr(options, name) for name in CONFIG_OPTIONS}
+    values = {
+        **backend.defaults(),
+        **stored,
+        **{k: v for k, v in given.items() if v is not None},
+        **backend.overrides(),
+    }
+    if "model" not in values:
+        raise ConfigError("pass --model (e.g. --model gpt-4o-mini)")
+    template = load_template(values.get("template", DEFAULT_TEMPLATE))
+    values["template_sha256"] = template.sha256
+    return build(GenerateConfig, values), template

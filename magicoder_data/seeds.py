@@ -16,18 +16,22 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from functools import cached_property
 from itertools import islice
+from typing import Any
 
+from pydantic import Field, model_validator
 from tree_sitter import Tree
 
-from .config import SampleConfig
+from .config import SampleConfig, SourceKind, StrictModel, build, parse_mix, parse_pairs, scale_mix
 from .corpus import SkippedShard, open_source
-from .errors import RunError
-from .languages import LANGUAGES, Language
+from .errors import ConfigError, RunError
+from .languages import LANGUAGES, MAGICODER_MIX, Language
 from .records import Document, Drop, Seed
-from .store import RunStore
+from .stage import Progress as StageProgress
+from .stage import Report, Stage
+from .store import RunStore, now
 from .syntax import comment_nodes, parse
 from .workers import QuietSpawnContext, ignore_sigint
 
@@ -377,7 +381,7 @@ class LanguageReport:
 Progress = Callable[[str, int], None]
 
 
-def sample(
+def draw_seeds(
     store: RunStore,
     config: SampleConfig,
     progress: Progress | None = None,
@@ -389,10 +393,10 @@ def sample(
     `workers` > 1 draws snippets in that many processes; the result is the same.
     """
     if store.stage_status(STAGE) == "complete":
-        store.begin_stage(STAGE, config.model_dump(mode="json"))
+        store.begin_stage(STAGE, config.model_dump(mode="json"), Sample.progress_sql)
         return reports(store)
     source = open_source(config.source, config.source_kind)
-    store.begin_stage(STAGE, config.model_dump(mode="json"))
+    store.begin_stage(STAGE, config.model_dump(mode="json"), Sample.progress_sql)
     outcome: dict[str, LanguageReport] = {}
     cutoffs: dict[str, int] = {}
     # spawn, not fork: forking a process that runs pyarrow's threads can deadlock.
@@ -403,23 +407,27 @@ def sample(
     )
     try:
         for language, quota in config.mix.items():
-            reservoir = Reservoir(language, quota, config, store.seed_pool(language))
-            done = store.finished_shards(STAGE, language)
+            reservoir = Reservoir(language, quota, config, seed_pool(store, language))
+            done = finished_shards(store, language)
             reservoir.scanned = sum(done.values())
             for shard in source.shards(language, config.data_dir(language)):
                 if shard.name in done:
                     continue
                 if isinstance(shard, SkippedShard):  # a FIFO or the like: reported, never opened
                     drop = Drop(language, shard.reason, shard.name, None, shard.detail)
-                    store.checkpoint_shard(language, shard.name, 0, [], [], [drop])
+                    checkpoint_shard(store, language, shard.name, 0, ([], [], [drop]))
                     continue
                 before = reservoir.scanned
                 for result in _drawn(shard.documents(reservoir.select), reservoir, pool, workers):
                     reservoir.add(result)
                     if progress:
                         progress(language, reservoir.scanned)
-                store.checkpoint_shard(
-                    language, shard.name, reservoir.scanned - before, *reservoir.take_changes()
+                checkpoint_shard(
+                    store,
+                    language,
+                    shard.name,
+                    reservoir.scanned - before,
+                    reservoir.take_changes(),
                 )
             if (cutoff := reservoir.cutoff()) is not None:
                 cutoffs[language] = cutoff
@@ -427,8 +435,8 @@ def sample(
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
-    store.finish_sample(
-        list(config.mix), cutoffs, {lang: asdict(report) for lang, report in outcome.items()}
+    finish_sample(
+        store, list(config.mix), cutoffs, {lang: asdict(report) for lang, report in outcome.items()}
     )
     return outcome
 
@@ -471,3 +479,224 @@ def reports(store: RunStore) -> dict[str, LanguageReport]:
     if summary is None:
         raise RunError(f"{store.root}: the sample stage has not finished")
     return {lang: LanguageReport(**values) for lang, values in summary.items()}
+
+
+# -- the sample stage's tables: shards read, the reservoirs, the numbered seeds ----------------
+
+SEED_COLUMNS = "language, rank, doc_id, source, repo, path, stars, start_line, end_line, snippet"
+
+
+@dataclass(frozen=True)
+class SeedRow:
+    """A numbered seed as `dump RUN seeds` writes it; `id` is what later stages call seed_id."""
+
+    id: int
+    language: str
+    source: str
+    doc_id: str
+    repo: str | None
+    path: str | None
+    stars: int | None
+    start_line: int
+    end_line: int
+    snippet: str
+
+
+def iter_seeds(store: RunStore) -> Iterator[SeedRow]:
+    """Every numbered seed, streamed in id order."""
+    return store.rows(
+        "SELECT id, language, source, doc_id, repo, path, stars, start_line, end_line, snippet "
+        "FROM seeds ORDER BY id",
+        as_=SeedRow,
+    )
+
+
+def finished_shards(store: RunStore, language: str) -> dict[str, int]:
+    """Shards of `language` fully consumed, with their document counts."""
+    return store.pairs(
+        "SELECT shard, documents FROM shards WHERE stage = ? AND language = ?", (STAGE, language)
+    )
+
+
+def seed_pool(store: RunStore, language: str) -> list[Seed]:
+    """The reservoir of `language` as of its last checkpoint."""
+    return list(
+        store.rows(
+            f"SELECT {SEED_COLUMNS} FROM seed_pool WHERE language = ?", (language,), as_=Seed
+        )
+    )
+
+
+def checkpoint_shard(
+    store: RunStore,
+    language: str,
+    shard: str,
+    documents: int,
+    changes: tuple[list[Seed], list[tuple[int, str]], list[Drop]],
+) -> None:
+    """Atomically mark `shard` consumed, with the reservoir changes and drops it brought."""
+    added, removed, drops = changes
+    with store.transaction() as conn:
+        conn.executemany(
+            "DELETE FROM seed_pool WHERE language = ? AND rank = ? AND doc_id = ?",
+            ((language, rank, doc_id) for rank, doc_id in removed),
+        )
+        conn.executemany(
+            f"INSERT INTO seed_pool ({SEED_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (astuple(seed) for seed in added),
+        )
+        store.insert_drops(conn, STAGE, drops)
+        conn.execute(
+            "INSERT INTO shards VALUES (?, ?, ?, ?, ?)",
+            (STAGE, language, shard, documents, now()),
+        )
+
+
+def finish_sample(
+    store: RunStore, order: list[str], cutoffs: dict[str, int], summary: dict
+) -> None:
+    """Turn the reservoirs into numbered seeds and close the stage, in one transaction.
+
+    `cutoffs` gives, per language that met its quota, the largest selected rank: documents
+    ranked after it were never drawn, so drops recorded for them are discarded, which makes
+    the drop counts independent of the order in which shards were read.
+    """
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM seeds")
+        for language in order:
+            conn.execute(
+                f"INSERT INTO seeds (id, {SEED_COLUMNS}) "
+                "SELECT (SELECT COUNT(*) FROM seeds) - 1 + "
+                "ROW_NUMBER() OVER (ORDER BY rank, doc_id), "
+                f"{SEED_COLUMNS} FROM seed_pool WHERE language = ?",
+                (language,),
+            )
+        for language, cutoff in cutoffs.items():
+            conn.execute(
+                "DELETE FROM drops WHERE stage = ? AND language = ? AND rank > ?",
+                (STAGE, language, cutoff),
+            )
+        conn.execute("DELETE FROM seed_pool")
+        store.complete(conn, STAGE, summary)
+
+
+def documents_read(store: RunStore) -> dict[str, dict[str, int]]:
+    """Per language, the shards and documents the sampler has read."""
+    return {
+        language: {"shards": shards, "documents": documents}
+        for language, shards, documents in store.rows(
+            "SELECT language, COUNT(*) AS shards, SUM(documents) AS documents FROM shards "
+            "WHERE stage = ? GROUP BY 1",
+            (STAGE,),
+            as_=lambda language, shards, documents: (language, shards, documents),
+        )
+    }
+
+
+def seeds_per_language(store: RunStore) -> dict[str, int]:
+    """Seeds per language: numbered ones, or the reservoirs' while the stage runs."""
+    return store.pairs("SELECT language, COUNT(*) FROM seeds GROUP BY 1") or store.pairs(
+        "SELECT language, COUNT(*) FROM seed_pool GROUP BY 1"
+    )
+
+
+# -- the stage ---------------------------------------------------------------------------------
+
+
+class SampleOptions(StrictModel):
+    """The `sample` command's options; unset ones keep what RUN was started with."""
+
+    source: str | None = None
+    """`bundled`, a Hub dataset (bigcode/starcoderdata), a folder or a tree."""
+    source_kind: SourceKind | None = None
+    """auto, bundled, hub, folder or tree."""
+    total: int | None = Field(None, gt=0)
+    """Seeds in all; scales the mix."""
+    mix: dict[str, int] | str | None = None
+    """Quota per language: python=40000,cpp=5000,..."""
+    seed: int | None = None
+    """Random seed (default 976)."""
+    min_lines: int | None = None
+    """Shortest snippet (default 1)."""
+    max_lines: int | None = None
+    """Longest snippet (default 15)."""
+    max_doc_bytes: int | None = None
+    """Drop larger documents."""
+    max_line_length: int | None = None
+    """A longer line marks a minified file."""
+    data_dirs: dict[str, str] | str | None = None
+    """Folder per language over starcoderdata's: csharp=c-sharp"""
+    workers: int = Field(1, ge=1)
+    """Processes drawing snippets; the seeds are the same either way."""
+
+    @model_validator(mode="after")
+    def _in_range(self) -> SampleOptions:
+        """Bad values fail here, before any run is opened (InvalidOption names the key)."""
+        build(SampleConfig, {"source": "-", **self.given()})
+        return self
+
+    def given(self) -> dict[str, Any]:
+        """The SampleConfig values set here (the mix parsed and scaled by `total`)."""
+        values = self.model_dump(exclude_none=True, exclude={"total", "mix", "workers"})
+        if isinstance(self.data_dirs, str):
+            values["data_dirs"] = parse_pairs(self.data_dirs, "--data-dirs")
+        if self.mix is not None or self.total is not None:
+            base = self.mix if self.mix is not None else dict(MAGICODER_MIX)
+            base = parse_mix(base) if isinstance(base, str) else base
+            values["mix"] = scale_mix(base, self.total) if self.total is not None else base
+        return values
+
+
+@dataclass
+class SampleReport(Report):
+    """Seeds per language; while running, the language being scanned and documents so far."""
+
+    languages: dict[str, LanguageReport]
+    scanning: tuple[str, int] | None = None
+
+    def line(self) -> str:
+        if self.scanning:
+            return f"{self.scanning[0]}: {self.scanning[1]:,} documents scanned"
+        found = sum(r.found for r in self.languages.values())
+        wanted = sum(r.requested for r in self.languages.values())
+        return f"sample: {found:,} of {wanted:,} seeds"
+
+
+class Sample(Stage[SampleOptions, SampleReport]):
+    """Draw seed snippets (1-15 consecutive lines, one per document) into RUN.
+
+    Re-running on a finished run does nothing; on an interrupted one it finishes it.
+    """
+
+    name = STAGE
+    Config = SampleOptions
+    progress_sql = f"SELECT 1 FROM shards WHERE stage = '{STAGE}' LIMIT 1"
+    funnel = "seeds"
+
+    def check_new(self, config: SampleOptions) -> None:
+        if config.source is None:
+            raise ConfigError("a new run needs --source (e.g. --source bundled)")
+
+    def run(
+        self, store: RunStore, config: SampleOptions, progress: StageProgress | None = None
+    ) -> SampleReport:
+        values = {**(store.stage_config(STAGE) or {}), **config.given()}
+        if "source" not in values:
+            self.check_new(config)
+        settings = build(SampleConfig, values)
+        report = SampleReport({})
+
+        def scanned(language: str, documents: int) -> None:
+            report.scanning = (language, documents)
+            if progress:
+                progress(report)
+
+        report.languages = draw_seeds(store, settings, scanned, config.workers)
+        report.scanning = None
+        return report
+
+    def funnel_counts(self, store: RunStore) -> dict[str, int]:
+        return store.pairs("SELECT language, COUNT(*) FROM seeds GROUP BY 1")
+
+    def status_fields(self, store: RunStore) -> dict[str, Any]:
+        return {"documents": documents_read(store), "rows": seeds_per_language(store)}

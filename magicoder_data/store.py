@@ -1,8 +1,10 @@
-"""The run store: a directory per run, its SQLite database (WAL) the single source of truth.
+"""The run store's core: a directory per run, its SQLite database (WAL) the single source of truth.
 
-Only this module speaks SQL. Every stage writes through it in transactions, so a process killed at
-any moment leaves the last committed state intact and the stage resumes from there. The schema is
-a list of named migrations applied, each in its own transaction, when the store opens.
+The core owns the connection, the writer lock, the schema (named migrations applied, each in its
+own transaction, when the store opens), the stages' bookkeeping, the drops ledger and paging.
+Each stage's own queries live beside the stage and return typed rows. Every write happens in a
+transaction, so a process killed at any moment leaves the last committed state intact and the
+stage resumes from there.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import os
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import RunBusyError, RunError, RunMismatchError
-from .records import Drop, Seed
+from .records import Drop
 
 DB_NAME = "run.db"
 LOCK_NAME = "run.lock"
@@ -162,94 +165,49 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
-#: Columns of `samples` a stage writes (all but the timestamp).
-SAMPLE_COLUMNS = (
-    "seed_id",
-    "status",
-    "model",
-    "system_fingerprint",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "latency_s",
-    "attempts",
-    "template_sha256",
-    "request_seed",
-    "response",
-    "error_kind",
-    "error",
-    "problem",
-    "solution",
-    "solution_lang",
-    "solution_code",
-)
 
-#: Seeds still to send (parameters: retry_failed, part count, part index).
-_PENDING = (
-    "FROM seeds s LEFT JOIN samples x ON x.seed_id = s.id "
-    "WHERE (x.seed_id IS NULL OR (? AND x.status IN ('failed', 'truncated'))) "
-    "AND s.id % ? = ?"
-)
-
-
-def _dropped_by(*stages: str) -> str:
-    """A subquery of the seed ids that `stages` dropped."""
-    names = ", ".join(f"'{stage}'" for stage in stages)
+def dropped_by(*stages: str) -> str:
+    """A subquery of the seed ids that `stages` dropped (for `x.seed_id NOT IN ...`)."""
+    names = ", ".join(f"'{stage}'" for stage in stages) or "NULL"
     return f"(SELECT CAST(item AS INTEGER) FROM drops WHERE stage IN ({names}))"
 
 
-#: Parsed samples (alias x) that a stage still has to handle: what it reads, and what
-#: `unseen` counts once it has finished and more samples were generated.
-PENDING = {
-    "decontaminate": f"x.status = 'ok' AND x.seed_id NOT IN {_dropped_by('clean')} "
-    "AND x.seed_id NOT IN (SELECT seed_id FROM similarity)",
-    "lintseq": f"x.status = 'ok' AND x.seed_id NOT IN "
-    f"{_dropped_by('clean', 'decontaminate', 'lintseq')} "
-    "AND x.seed_id NOT IN (SELECT seed_id FROM lintseq)",
-}
-
-#: What shows that a stage has stored work (from then on its config may not change).
-PROGRESS = {
-    "sample": "SELECT 1 FROM shards WHERE stage = 'sample' LIMIT 1",
-    "generate": "SELECT 1 FROM samples LIMIT 1",
-    "decontaminate": "SELECT 1 FROM similarity LIMIT 1",
-    "lintseq": "SELECT 1 FROM lintseq LIMIT 1",
-}
-
-SEED_COLUMNS = "language, rank, doc_id, source, repo, path, stars, start_line, end_line, snippet"
+T = TypeVar("T")
 
 
-def _seed_row(s: Seed) -> tuple:
-    return (
-        s.language,
-        s.rank,
-        s.doc_id,
-        s.source,
-        s.repo,
-        s.path,
-        s.stars,
-        s.start_line,
-        s.end_line,
-        s.snippet,
-    )
+@dataclass(frozen=True)
+class StageRecord:
+    """A stage's row in the `stages` table: what it was started with and where it stands."""
+
+    stage: str
+    config: dict[str, Any]
+    status: str
+    started_at: str
+    finished_at: str | None
+    summary: dict[str, Any] | None
 
 
-def _dicts(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
-    names = [c[0] for c in cursor.description]
-    for row in cursor:
-        yield dict(zip(names, row, strict=True))
+@dataclass(frozen=True)
+class DropRow:
+    """One discarded item: the stage that dropped it, why, and which (`dump RUN drops`)."""
+
+    stage: str
+    language: str
+    reason: str
+    item: str
+    detail: str | None
 
 
-def reason_totals(stage_status: dict[str, Any]) -> Counter[str]:
-    """A stage's drops (from `RunStore.status`) summed over languages: reason -> count."""
-    totals: Counter[str] = Counter()
-    for reasons in stage_status.get("drops", {}).values():
-        totals.update(reasons)
-    return totals
+def run_files(root: Path) -> list[Path]:
+    """The files of RUN that the tool owns: no output may ever replace them."""
+    return [
+        root / name
+        for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", CONFIG_NAME, LOCK_NAME)
+    ]
 
 
-def _now() -> str:
+def now() -> str:
+    """The current UTC time as every table stores it (ISO 8601, to the second)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -318,8 +276,7 @@ def _acquire(root: Path, wait: bool) -> int:
             log.warning("%s is being written by %s; waiting for it to finish", root, holder)
             fcntl.flock(fd, fcntl.LOCK_EX)
         command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]])
-        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        record = json.dumps({"pid": os.getpid(), "command": command, "since": since})
+        record = json.dumps({"pid": os.getpid(), "command": command, "since": now()})
         os.ftruncate(fd, 0)
         os.pwrite(fd, record.encode(), 0)
     except BaseException:
@@ -391,21 +348,33 @@ class RunStore:
             raise
         return store
 
-    def _query(self, sql: str, params: tuple = ()) -> Iterator[dict[str, Any]]:
-        """Rows of a query as dicts, streamed."""
-        yield from _dicts(self._conn.execute(sql, params))
+    def rows(self, sql: str, params: tuple = (), *, as_: Callable[..., T]) -> Iterator[T]:
+        """Rows of a query, streamed, each built by `as_` from the columns by name."""
+        cursor = self._conn.execute(sql, params)
+        names = [c[0] for c in cursor.description]
+        for row in cursor:
+            yield as_(**dict(zip(names, row, strict=True)))
 
-    def _pages(
-        self, sql: str, params: tuple, key: str, size: int
-    ) -> Iterator[list[dict[str, Any]]]:
+    def value(self, sql: str, params: tuple = ()) -> Any:
+        """The first column of a query's first row (None when there is none)."""
+        row = self._conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def pairs(self, sql: str, params: tuple = ()) -> dict[Any, Any]:
+        """A two-column query as a dict (`SELECT key, value ...`)."""
+        return dict(self._conn.execute(sql, params).fetchall())
+
+    def pages(
+        self, sql: str, params: tuple, key: str, size: int, as_: Callable[..., T]
+    ) -> Iterator[list[T]]:
         """Pages of a query ordered by `key`, each read whole: callers may write in between.
 
         `sql` ends with `key > ? ORDER BY key LIMIT ?`, filled in here.
         """
         last = -1
-        while rows := list(self._query(sql, (*params, last, size))):
+        while rows := list(self.rows(sql, (*params, last, size), as_=as_)):
             yield rows
-            last = rows[-1][key]
+            last = rows[-1][key] if isinstance(rows[-1], dict) else getattr(rows[-1], key)
 
     def close(self) -> None:
         self._conn.close()
@@ -443,438 +412,127 @@ class RunStore:
             with self.transaction() as conn:
                 for statement in filter(str.strip, sql.split(";")):
                     conn.execute(statement)
-                conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, _now()))
+                conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, now()))
 
-    # -- stages -------------------------------------------------------------------------------
+    # -- stage bookkeeping ---------------------------------------------------------------------
+
+    def stage_record(self, stage: str) -> StageRecord | None:
+        """Where `stage` stands, or None when it never ran."""
+        return next(self._stage_records("WHERE stage = ?", (stage,)), None)
+
+    def stage_records(self) -> list[StageRecord]:
+        """Every stage that ran, in the order they first ran."""
+        return list(self._stage_records("", ()))
+
+    def _stage_records(self, where: str, params: tuple) -> Iterator[StageRecord]:
+        for stage, config, status, started, finished, summary in self._conn.execute(
+            "SELECT stage, config, status, started_at, finished_at, summary FROM stages "
+            f"{where} ORDER BY rowid",
+            params,
+        ):
+            summary = json.loads(summary) if summary else None
+            yield StageRecord(stage, json.loads(config), status, started, finished, summary)
 
     def stage_config(self, stage: str) -> dict[str, Any] | None:
         """The config `stage` was started with, or None when it never ran."""
-        row = self._conn.execute("SELECT config FROM stages WHERE stage = ?", (stage,)).fetchone()
-        return json.loads(row[0]) if row else None
+        record = self.stage_record(stage)
+        return record.config if record else None
 
-    def begin_stage(self, stage: str, config: dict[str, Any]) -> None:
+    def stage_status(self, stage: str) -> str | None:
+        """`running` or `complete`, or None when it never ran."""
+        return self.value("SELECT status FROM stages WHERE stage = ?", (stage,))
+
+    def stage_summary(self, stage: str) -> dict[str, Any] | None:
+        record = self.stage_record(stage)
+        return record.summary if record else None
+
+    def begin_stage(self, stage: str, config: dict[str, Any], progress_sql: str | None) -> None:
         """Record that `stage` runs with `config`.
 
-        Once the stage has stored work, another config is an error: mixing settings in one run
-        would make its rows mean nothing. Before that, the new config simply replaces the old.
+        Once the stage has stored work (a row for `progress_sql`, or it finished), another config
+        is an error: mixing settings in one run would make its rows mean nothing. Before that,
+        the new config simply replaces the old.
         """
         stored = self.stage_config(stage)
         if stored == config:
             return
-        if stored is not None and self._has_progress(stage):
+        started = progress_sql is not None and self.value(progress_sql) is not None
+        if stored is not None and (started or self.stage_status(stage) == "complete"):
             changed = [
                 k for k in sorted(set(stored) | set(config)) if stored.get(k) != config.get(k)
             ]
             diffs = ", ".join(f"{k}={stored.get(k)!r} (not {config.get(k)!r})" for k in changed)
             raise RunMismatchError(
                 f"{self.root} was started with a different {stage} config: {diffs}; "
-                "use a new run directory or the original options"
+                "leave those options out to reuse the stored ones, or use a new run directory"
             )
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO stages (stage, config, status, started_at) "
                 "VALUES (?, ?, 'running', ?) "
                 "ON CONFLICT (stage) DO UPDATE SET config = excluded.config",
-                (stage, json.dumps(config, sort_keys=True), _now()),
+                (stage, json.dumps(config, sort_keys=True), now()),
             )
         self._write_config_file()
 
-    def _has_progress(self, stage: str) -> bool:
-        """Whether `stage` has stored any work (until then its config may still change)."""
-        stored = self._conn.execute(PROGRESS[stage]).fetchone() if stage in PROGRESS else None
-        return stored is not None or self.stage_status(stage) == "complete"
+    def finish_stage(self, stage: str, summary: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            self.complete(conn, stage, summary)
 
-    def stage_status(self, stage: str) -> str | None:
-        row = self._conn.execute("SELECT status FROM stages WHERE stage = ?", (stage,)).fetchone()
-        return row[0] if row else None
-
-    def stage_summary(self, stage: str) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT summary FROM stages WHERE stage = ?", (stage,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else None
+    @staticmethod
+    def complete(conn: sqlite3.Connection, stage: str, summary: dict[str, Any]) -> None:
+        """Mark `stage` complete inside the caller's transaction, with its summary."""
+        conn.execute(
+            "UPDATE stages SET status = 'complete', finished_at = ?, summary = ? WHERE stage = ?",
+            (now(), json.dumps(summary), stage),
+        )
 
     def _write_config_file(self) -> None:
         """Mirror every stage's config into RUN/config.json for people to read (atomically)."""
-        configs = {
-            stage: json.loads(config)
-            for stage, config in self._conn.execute(
-                "SELECT stage, config FROM stages ORDER BY rowid"
-            )
-        }
+        configs = {record.stage: record.config for record in self.stage_records()}
         tmp = self.root / (CONFIG_NAME + ".tmp")
         tmp.write_text(json.dumps(configs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         tmp.replace(self.root / CONFIG_NAME)
 
-    # -- sample stage -------------------------------------------------------------------------
-
-    def finished_shards(self, stage: str, language: str) -> dict[str, int]:
-        """Shards of `language` that `stage` has fully consumed, with their document counts."""
-        rows = self._conn.execute(
-            "SELECT shard, documents FROM shards WHERE stage = ? AND language = ?",
-            (stage, language),
-        )
-        return dict(rows.fetchall())
-
-    def seed_pool(self, language: str) -> list[Seed]:
-        """The reservoir of `language` as of its last checkpoint."""
-        rows = self._conn.execute(
-            f"SELECT {SEED_COLUMNS} FROM seed_pool WHERE language = ?", (language,)
-        )
-        return [Seed(*row) for row in rows]
-
-    def checkpoint_shard(
-        self,
-        language: str,
-        shard: str,
-        documents: int,
-        added: Iterable[Seed],
-        removed: Iterable[tuple[int, str]],
-        drops: Iterable[Drop],
-    ) -> None:
-        """Atomically mark `shard` consumed, with the reservoir changes and drops it brought."""
-        with self.transaction() as conn:
-            conn.executemany(
-                "DELETE FROM seed_pool WHERE language = ? AND rank = ? AND doc_id = ?",
-                ((language, rank, doc_id) for rank, doc_id in removed),
-            )
-            conn.executemany(
-                f"INSERT INTO seed_pool ({SEED_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (_seed_row(seed) for seed in added),
-            )
-            self._insert_drops(conn, "sample", drops)
-            conn.execute(
-                "INSERT INTO shards VALUES ('sample', ?, ?, ?, ?)",
-                (language, shard, documents, _now()),
-            )
-
-    def finish_sample(self, order: list[str], cutoffs: dict[str, int], summary: dict) -> None:
-        """Turn the reservoirs into numbered seeds and close the stage, in one transaction.
-
-        `cutoffs` gives, per language that met its quota, the largest selected rank: documents
-        ranked after it were never drawn, so drops recorded for them are discarded, which makes
-        the drop counts independent of the order in which shards were read.
-        """
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM seeds")
-            for language in order:
-                conn.execute(
-                    f"INSERT INTO seeds (id, {SEED_COLUMNS}) "
-                    "SELECT (SELECT COUNT(*) FROM seeds) - 1 + "
-                    "ROW_NUMBER() OVER (ORDER BY rank, doc_id), "
-                    f"{SEED_COLUMNS} FROM seed_pool WHERE language = ?",
-                    (language,),
-                )
-            for language, cutoff in cutoffs.items():
-                conn.execute(
-                    "DELETE FROM drops WHERE stage = 'sample' AND language = ? AND rank > ?",
-                    (language, cutoff),
-                )
-            conn.execute("DELETE FROM seed_pool")
-            self._complete(conn, "sample", summary)
-
-    # -- generate stage -----------------------------------------------------------------------
-
-    def pending_seeds(
-        self, retry_failed: bool, part: tuple[int, int] = (0, 1), chunk: int = 1_000
-    ) -> Iterator[dict[str, Any]]:
-        """Seeds with no stored response (and, when `retry_failed`, failed or truncated ones).
-
-        Only those whose id % part[1] == part[0], so that processes can share a run. Streamed a
-        chunk at a time by id, so memory stays flat and writes may interleave.
-        """
-        for page in self._pages(
-            f"SELECT s.id, s.language, s.snippet {_PENDING} AND s.id > ? ORDER BY s.id LIMIT ?",
-            (retry_failed, *part[::-1]),
-            "id",
-            chunk,
-        ):
-            yield from page
-
-    def count_pending(self, retry_failed: bool, part: tuple[int, int] = (0, 1)) -> int:
-        row = self._conn.execute(
-            f"SELECT COUNT(*) {_PENDING}", (retry_failed, *part[::-1])
-        ).fetchone()
-        return int(row[0])
-
-    def record_samples(self, samples: Iterable[dict[str, Any]]) -> None:
-        """Store responses, committed together; a re-sent sample replaces its earlier try but
-        keeps paying for it (tokens, cost and attempts add up)."""
-        rows = [(*(sample.get(c) for c in SAMPLE_COLUMNS), _now()) for sample in samples]
-        summed = ("prompt_tokens", "completion_tokens", "cost_usd", "attempts")
-        updates = ", ".join(
-            f"{c} = samples.{c} + excluded.{c}" if c in summed else f"{c} = excluded.{c}"
-            for c in (*SAMPLE_COLUMNS[1:], "created_at")
-        )
-        with self.transaction() as conn:
-            conn.executemany(
-                f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}, created_at) "
-                f"VALUES ({', '.join('?' * len(SAMPLE_COLUMNS))}, ?) "
-                f"ON CONFLICT (seed_id) DO UPDATE SET {updates}",
-                rows,
-            )
-
-    def spend(self) -> float:
-        """US$ spent on every stored response."""
-        return float(self._conn.execute("SELECT TOTAL(cost_usd) FROM samples").fetchone()[0])
-
-    def finish_stage(self, stage: str, summary: dict[str, Any]) -> None:
-        with self.transaction() as conn:
-            self._complete(conn, stage, summary)
+    # -- the drops ledger ----------------------------------------------------------------------
 
     @staticmethod
-    def _complete(conn: sqlite3.Connection, stage: str, summary: dict[str, Any]) -> None:
-        conn.execute(
-            "UPDATE stages SET status = 'complete', finished_at = ?, summary = ? WHERE stage = ?",
-            (_now(), json.dumps(summary), stage),
-        )
-
-    def iter_samples(self) -> Iterator[dict[str, Any]]:
-        """Every stored response with its seed, in seed order."""
-        yield from self._query(
-            "SELECT s.id AS seed_id, s.language, s.snippet AS seed, x.status, x.problem, "
-            "x.solution, x.solution_lang, x.solution_code, x.model, x.system_fingerprint, "
-            "x.finish_reason, x.prompt_tokens, x.completion_tokens, x.cost_usd, x.latency_s, "
-            "x.attempts, x.request_seed, x.template_sha256, x.error_kind, x.error, x.response "
-            "FROM samples x JOIN seeds s ON s.id = x.seed_id ORDER BY s.id"
-        )
-
-    # -- clean stage --------------------------------------------------------------------------
-
-    def parsed_samples(self) -> Iterator[dict[str, Any]]:
-        """Every sample that parsed into problem and solution, with its seed, in seed order."""
-        yield from self._query(
-            "SELECT x.seed_id, s.language, s.snippet AS seed, x.problem, x.solution, "
-            "x.solution_lang, x.solution_code FROM samples x JOIN seeds s ON s.id = x.seed_id "
-            "WHERE x.status = 'ok' ORDER BY x.seed_id"
-        )
-
-    def count_parsed(self) -> int:
-        return int(
-            self._conn.execute("SELECT COUNT(*) FROM samples WHERE status = 'ok'").fetchone()[0]
-        )
-
-    def unseen(self, stage: str) -> int:
-        """Parsed samples that finished `stage` has not seen (more were generated); else 0."""
-        if self.stage_status(stage) != "complete":
-            return 0
-        if stage == "clean":  # clean checks everything at once and records how many
-            return self.count_parsed() - (self.stage_summary(stage) or {}).get("checked", 0)
-        query = f"SELECT COUNT(*) FROM samples x WHERE {PENDING[stage]}"
-        return int(self._conn.execute(query).fetchone()[0])
-
-    def replace_drops(self, stage: str, drops: Iterable[Drop], summary: dict[str, Any]) -> None:
-        """Store a whole stage's drops at once and close the stage."""
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM drops WHERE stage = ?", (stage,))
-            self._insert_drops(conn, stage, drops)
-            self._complete(conn, stage, summary)
-
-    # -- export -------------------------------------------------------------------------------
-
-    def kept_samples(self) -> Iterator[dict[str, Any]]:
-        """Samples that parsed and that no later stage dropped, in seed order."""
-        yield from self._query(
-            "SELECT x.seed_id, s.language, s.snippet AS seed, x.system_fingerprint, x.problem, "
-            "x.solution FROM samples x JOIN seeds s ON s.id = x.seed_id WHERE x.status = 'ok' "
-            f"AND x.seed_id NOT IN {_dropped_by('clean', 'decontaminate')} ORDER BY x.seed_id"
-        )
-
-    def fingerprints(self) -> list[str]:
-        rows = self._conn.execute(
-            "SELECT DISTINCT system_fingerprint FROM samples WHERE system_fingerprint IS NOT NULL "
-            "ORDER BY 1"
-        )
-        return [row[0] for row in rows]
-
-    # -- lintseq stage ------------------------------------------------------------------------
-
-    def programs_for_lintseq(self, chunk: int = 256) -> Iterator[list[dict[str, Any]]]:
-        """Chunks of solutions kept by clean and decontaminate that LintSeq has not handled yet."""
-        return self._pages(
-            "SELECT x.seed_id, s.language, x.problem, x.solution_code FROM samples x "
-            f"JOIN seeds s ON s.id = x.seed_id WHERE {PENDING['lintseq']} "
-            "AND x.seed_id > ? ORDER BY x.seed_id LIMIT ?",
-            (),
-            "seed_id",
-            chunk,
-        )
-
-    def record_lintseq(
-        self, rows: Iterable[tuple[int, int, str, str]], drops: Iterable[Drop]
-    ) -> None:
-        with self.transaction() as conn:
-            conn.executemany("INSERT INTO lintseq VALUES (?, ?, ?, ?)", rows)
-            self._insert_drops(conn, "lintseq", drops)
-
-    def iter_lintseq(self) -> Iterator[dict[str, Any]]:
-        cursor = self._conn.execute(
-            "SELECT l.seed_id, l.sample, s.language, x.problem AS instruction, "
-            "x.solution_code AS program, l.edits, l.text FROM lintseq l "
-            "JOIN samples x ON x.seed_id = l.seed_id JOIN seeds s ON s.id = l.seed_id "
-            f"WHERE l.seed_id NOT IN {_dropped_by('clean', 'decontaminate')} "
-            "ORDER BY l.seed_id, l.sample"
-        )
-        for row in _dicts(cursor):
-            row["edits"] = json.loads(row["edits"])
-            yield row
-
-    # -- decontaminate stage ------------------------------------------------------------------
-
-    def samples_to_scan(self, chunk: int = 2_000) -> Iterator[list[dict[str, Any]]]:
-        """Chunks of parsed samples that cleaning kept and that are not scanned yet, by seed id."""
-        return self._pages(
-            "SELECT x.seed_id, s.language, x.problem, x.solution FROM samples x "
-            f"JOIN seeds s ON s.id = x.seed_id WHERE {PENDING['decontaminate']} "
-            "AND x.seed_id > ? ORDER BY x.seed_id LIMIT ?",
-            (),
-            "seed_id",
-            chunk,
-        )
-
-    def record_scan(
-        self,
-        similarity: Iterable[tuple[int, float, str, str]],
-        matches: Iterable[tuple[int, str, str, str, float, str]],
-        drops: Iterable[Drop],
-    ) -> None:
-        """Store one chunk's similarities, evidence and drops together."""
-        with self.transaction() as conn:
-            conn.executemany("INSERT INTO similarity VALUES (?, ?, ?, ?)", similarity)
-            conn.executemany("INSERT INTO contamination VALUES (?, ?, ?, ?, ?, ?)", matches)
-            self._insert_drops(conn, "decontaminate", drops)
-
-    def iter_contamination(self) -> Iterator[dict[str, Any]]:
-        yield from self._query(
-            "SELECT seed_id, benchmark, item_id, method, score, span FROM contamination "
-            "ORDER BY seed_id, rowid"
-        )
-
-    @staticmethod
-    def _insert_drops(conn: sqlite3.Connection, stage: str, drops: Iterable[Drop]) -> None:
+    def insert_drops(conn: sqlite3.Connection, stage: str, drops: Iterable[Drop]) -> None:
+        """Add `drops` to the ledger inside the caller's transaction."""
         conn.executemany(
             "INSERT INTO drops (stage, language, reason, item, rank, detail) VALUES (?,?,?,?,?,?)",
             ((stage, d.language, d.reason, d.item, d.rank, d.detail) for d in drops),
         )
 
-    # -- reading ------------------------------------------------------------------------------
-
-    def iter_seeds(self) -> Iterator[dict[str, Any]]:
-        """Every numbered seed, streamed in id order."""
-        yield from self._query(
-            "SELECT id, language, source, doc_id, repo, path, stars, start_line, end_line, snippet "
-            "FROM seeds ORDER BY id"
-        )
-
-    def iter_drops(self) -> Iterator[dict[str, Any]]:
-        """Every discarded item with its stage and reason."""
-        yield from self._query(
-            "SELECT stage, language, reason, item, detail FROM drops ORDER BY rowid"
-        )
-
-    # -- pushes to the Hub ---------------------------------------------------------------------
-
-    def record_push(
-        self,
-        repo_id: str,
-        revision: str,
-        commit: tuple[str, str],
-        rows: dict[str, int],
-        changed: bool,
-    ) -> None:
-        """Remember where the run was published: commit (oid, url) and rows per config."""
+    def replace_drops(self, stage: str, drops: Iterable[Drop], summary: dict[str, Any]) -> None:
+        """Store a whole stage's drops at once and close the stage."""
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO pushes (repo_id, revision, commit_oid, commit_url, rows, changed, "
-                "pushed_at) VALUES (?,?,?,?,?,?,?)",
-                (repo_id, revision, *commit, json.dumps(rows), int(changed), _now()),
-            )
+            conn.execute("DELETE FROM drops WHERE stage = ?", (stage,))
+            self.insert_drops(conn, stage, drops)
+            self.complete(conn, stage, summary)
 
-    def pushes(self) -> list[dict[str, Any]]:
-        """Every push of this run, oldest first."""
-        rows = list(self._query("SELECT * FROM pushes ORDER BY id"))
-        for row in rows:
-            row["rows"], row["changed"] = json.loads(row["rows"]), bool(row["changed"])
-        return rows
+    def drop_counts(self, stage: str) -> dict[str, dict[str, int]]:
+        """A stage's drops per language and reason."""
+        counts: dict[str, dict[str, int]] = {}
+        for language, reason, count in self._conn.execute(
+            "SELECT language, reason, COUNT(*) FROM drops WHERE stage = ? GROUP BY 1, 2 "
+            "ORDER BY 1, 2",
+            (stage,),
+        ):
+            counts.setdefault(language, {})[reason] = count
+        return counts
 
-    def status(self) -> dict[str, Any]:
-        """Counts per stage: status, rows per language, drops per language and reason."""
-        stages: dict[str, Any] = {}
-        for stage, status, started, finished, summary in self._conn.execute(
-            "SELECT stage, status, started_at, finished_at, summary FROM stages ORDER BY rowid"
-        ):
-            stages[stage] = {
-                "status": status,
-                "started_at": started,
-                "finished_at": finished,
-                "summary": json.loads(summary) if summary else None,
-                "drops": {},
-                "documents": {},
-            }
-        for stage, language, reason, count in self._conn.execute(
-            "SELECT stage, language, reason, COUNT(*) FROM drops GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-        ):
-            stages[stage]["drops"].setdefault(language, {})[reason] = count
-        for stage, language, shards, documents in self._conn.execute(
-            "SELECT stage, language, COUNT(*), SUM(documents) FROM shards GROUP BY 1, 2"
-        ):
-            stages[stage]["documents"][language] = {"shards": shards, "documents": documents}
-        seeds = dict(self._conn.execute("SELECT language, COUNT(*) FROM seeds GROUP BY language"))
-        pool = dict(self._conn.execute("SELECT language, COUNT(*) FROM seed_pool GROUP BY 1"))
-        if "sample" in stages:
-            stages["sample"]["rows"] = seeds or pool
-        if "generate" in stages:
-            stages["generate"].update(self._generate_status())
-        return {"run": str(self.root), "stages": stages, "pushes": self.pushes()}
-
-    def funnel(self) -> dict[str, dict[str, int]]:
-        """Per language, what is left after each stage that ran: seeds, parsed, cleaned, ..."""
-        ok = "FROM samples x JOIN seeds s ON s.id = x.seed_id WHERE x.status = 'ok'"
-        queries = {
-            "seeds": ("sample", "SELECT language, COUNT(*) FROM seeds GROUP BY 1"),
-            "parsed": ("generate", f"SELECT s.language, COUNT(*) {ok} GROUP BY 1"),
-            "cleaned": (
-                "clean",
-                f"SELECT s.language, COUNT(*) {ok} AND x.seed_id NOT IN "
-                f"{_dropped_by('clean')} GROUP BY 1",
-            ),
-            "decontaminated": (
-                "decontaminate",
-                f"SELECT s.language, COUNT(*) {ok} AND x.seed_id NOT IN "
-                f"{_dropped_by('clean', 'decontaminate')} GROUP BY 1",
-            ),
-        }
-        columns = {c: sql for c, (stage, sql) in queries.items() if self.stage_status(stage)}
-        languages: dict[str, dict[str, int]] = {}
-        for column, sql in columns.items():
-            for language, count in self._conn.execute(sql):
-                languages.setdefault(language, dict.fromkeys(columns, 0))[column] = count
-        return dict(sorted(languages.items()))
-
-    def _generate_status(self) -> dict[str, Any]:
-        rows: dict[str, int] = {}
-        by_status: dict[str, dict[str, int]] = {}
-        for language, status, count in self._conn.execute(
-            "SELECT s.language, x.status, COUNT(*) FROM samples x JOIN seeds s ON s.id = x.seed_id "
-            "GROUP BY 1, 2"
-        ):
-            if status == "ok":
-                rows[language] = count
-            else:
-                by_status.setdefault(language, {})[status] = count
-        failures = dict(
-            self._conn.execute(
-                "SELECT error_kind, COUNT(*) FROM samples WHERE status = 'failed' GROUP BY 1"
+    def drop_totals(self, stage: str) -> Counter[str]:
+        """A stage's drops per reason, over every language."""
+        return Counter(
+            self.pairs(
+                "SELECT reason, COUNT(*) FROM drops WHERE stage = ? GROUP BY 1 ORDER BY 1",
+                (stage,),
             )
         )
-        totals = self._conn.execute(
-            "SELECT TOTAL(prompt_tokens), TOTAL(completion_tokens), TOTAL(cost_usd), COUNT(*) "
-            "FROM samples"
-        ).fetchone()
-        return {
-            "rows": rows,
-            "drops": by_status,
-            "failures": failures,
-            "prompt_tokens": int(totals[0]),
-            "completion_tokens": int(totals[1]),
-            "cost_usd": round(totals[2], 6),
-            "responses": totals[3],
-        }
+
+    def iter_drops(self) -> Iterator[DropRow]:
+        """Every discarded item with its stage and reason, in the order they were dropped."""
+        return self.rows(
+            "SELECT stage, language, reason, item, detail FROM drops ORDER BY rowid", as_=DropRow
+        )

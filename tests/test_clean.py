@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from magicoder_data.clean import CleanConfig, clean_samples
+from magicoder_data.generate import ParsedSample
 from tests.conftest import generated_run, run_cli
 
 PROBLEM = (
@@ -22,7 +23,7 @@ CODE = (
 )
 
 
-def sample(seed_id: int = 0, **overrides: object) -> dict:
+def sample(seed_id: int = 0, **overrides: object) -> ParsedSample:
     base = {
         "seed_id": seed_id,
         "language": "python",
@@ -32,10 +33,10 @@ def sample(seed_id: int = 0, **overrides: object) -> dict:
         "solution_code": CODE,
     } | overrides
     base.setdefault("solution", f"Here it is:\n```\n{base['solution_code']}\n```")
-    return base
+    return ParsedSample(**base)  # type: ignore[arg-type]
 
 
-def reasons(samples: list[dict], **config: object) -> dict[int, str]:
+def reasons(samples: list[ParsedSample], **config: object) -> dict[int, str]:
     drops = clean_samples(samples, CleanConfig(**config))  # type: ignore[arg-type]
     return {int(d.item): d.reason for d in drops}
 

@@ -80,9 +80,8 @@ def test_total_scales_the_magicoder_mix(tmp_path: Path, cli):
         (["--source", "bundled", "--mix", "python=-1"], ["cannot be negative"]),
         (["--source", "bundled", "--mix", "python=0"], ["no seeds at all"]),
         (["--source", "bundled", "--mix", "python:5"], ["bad mix entry"]),
-        (["--source", "bundled", "--total", "0"], ["--total must be positive"]),
+        (["--source", "bundled", "--total", "0"], ["invalid --total", "greater than 0"]),
         (["--source", "bundled", "--min-lines", "9", "--max-lines", "3"], ["min_lines (9)"]),
-        (["--source", "bundled", "--source-kind", "ftp"], ["--source-kind", "'ftp'"]),
         (["--mix", "python=5"], ["needs --source"]),
     ],
 )
@@ -130,3 +129,13 @@ def test_unwritable_output_is_a_one_line_error(tmp_path: Path, cli):
     cli("sample", tmp_path / "run", "--source", "bundled", "--mix", "python=2", check=True)
     result = cli("dump", tmp_path / "run", "seeds", "--out", tmp_path / "no" / "such" / "x.jsonl")
     assert_one_line_error(result, "does not exist")
+
+
+def test_a_choice_outside_its_list_is_a_usage_error_naming_the_choices(tmp_path: Path, cli):
+    result = cli("sample", tmp_path / "run", "--source", "bundled", "--source-kind", "ftp")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (
+        "--source-kind" in result.stderr
+        and "'ftp' is not one of 'auto', 'bundled'" in result.stderr
+    )
+    assert not (tmp_path / "run").exists()

@@ -87,7 +87,7 @@ def test_export_refuses_unfinished_or_stale_stages(tmp_path: Path):
 def test_shards_stream_in_batches_and_keep_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import pyarrow.parquet as pq
 
-    from magicoder_data import export
+    from magicoder_data.export import writer as export
 
     monkeypatch.setattr(export, "SHARD_ROWS", 5)
     monkeypatch.setattr(export, "WRITE_BATCH", 2)

@@ -11,9 +11,17 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
+from magicoder_data import generate
+from magicoder_data.backends import BACKENDS, LocalBackend, OnlineBackend, choose_backend
+from magicoder_data.backends.local import LOCAL_MODEL
+from magicoder_data.config import build
+from magicoder_data.errors import ConfigError
+from magicoder_data.generate import Generate, GenerateOptions
+from magicoder_data.store import RunStore
 from tests.conftest import run_cli, run_generate
 from tests.openai_server import FakeOpenAI
 
@@ -222,3 +230,42 @@ def test_an_unreachable_server_is_one_line_at_once(seeded: Path):
     assert result.returncode == 1
     assert result.stderr.strip().startswith(f"error: cannot reach http://127.0.0.1:{port}")
     assert samples(seeded) == {}
+
+
+def test_generate_runs_from_python_with_typed_rows(seeded: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with FakeOpenAI(faults={BASE + 1: ["400"]}) as server:
+        options = build(GenerateOptions, {"model": "gpt-4o-mini", "base_url": server.base_url})
+        seen: list[str] = []
+        with RunStore.open(seeded, create=False) as store:
+            stats = Generate().run(store, options, lambda report: seen.append(report.line()))
+            rows = list(generate.iter_samples(store))
+            spent = generate.usage(store)
+            assert store.stage_status("generate") == "complete"
+    assert stats.done == 24 and stats.statuses == Counter(ok=23, failed=1) and len(seen) == 24
+    assert stats.line().startswith("24/24 done")
+    assert [row.seed_id for row in rows] == list(range(24))
+    assert rows[1].error_kind == "http_400" and rows[2].request_seed == BASE + 2
+    assert spent.responses == 24 and spent.failures == {"http_400": 1}
+    assert sum(spent.parsed.values()) == 23 and spent.cost_usd == pytest.approx(stats.spent)
+
+
+def test_the_backend_choices_are_the_registered_backends():
+    choices = get_args(GenerateOptions.model_fields["backend"].annotation)
+    assert set(choices) == {"auto", *BACKENDS}
+
+
+def test_auto_is_the_local_model_only_when_nothing_points_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    options = build(GenerateOptions, {})
+    assert isinstance(choose_backend(options, None), LocalBackend)
+    assert isinstance(choose_backend(options, {"model": LOCAL_MODEL}), LocalBackend)
+    with pytest.raises(ConfigError, match="set OPENAI_API_KEY or pass --api-key-env"):
+        choose_backend(options, {"model": "gpt-4o-mini"})  # a run started elsewhere
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # read as `generate` does
+    online = choose_backend(options, None)
+    assert isinstance(online, OnlineBackend) and online.settings.base_url.endswith(":9/v1")
+    assert online.api_key == "no-key"

@@ -82,3 +82,81 @@ def test_the_example_config_is_valid(tmp_path: Path):
     # Every setting is accepted; offline, the first stage stops at the Hub, with one line.
     assert result.returncode == 1
     assert "cannot load Hub dataset bigcode/starcoderdata-missing" in result.stderr
+
+
+def test_run_pipeline_from_python_without_a_subprocess(tmp_path: Path, monkeypatch):
+    import magicoder_data as md
+
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-library-0123456789")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)  # no base_url in the dict
+        pipeline = {
+            "run": str(tmp_path / "run"),
+            "sample": {"source": "bundled", "mix": {"python": 4, "rust": 2}},
+            "generate": {"model": "gpt-4o-mini", "concurrency": 4},
+            "clean": {"min_problem": 10},
+            "decontaminate": {"benchmarks": "humaneval"},
+            "lintseq": {"samples": 2, "workers": 1},
+            "export": {"out": str(tmp_path / "dataset"), "config": "all"},
+        }
+        report = md.run_pipeline(pipeline)
+        assert len(server.requests) == 6  # the environment's endpoint answered every seed
+        assert list(report.reports) == [
+            "sample",
+            "generate",
+            "clean",
+            "decontaminate",
+            "lintseq",
+            "export",
+        ]
+        assert isinstance(report.reports["generate"], md.GenerateStats)
+        assert report.reports["export"].rows["oss-instruct"] == 4  # type: ignore[attr-defined]
+        again = md.run_pipeline(pipeline)
+        assert len(server.requests) == 6 and not again.interrupted
+    with md.RunStore.open(tmp_path / "run", readonly=True) as store:
+        assert md.funnel(store)["python"]["seeds"] == 4
+        status = md.run_status(store)
+        assert [*status.stages] == ["sample", "generate", "clean", "decontaminate", "lintseq"]
+
+
+def test_stages_reuse_stored_options_and_name_a_real_conflict(tmp_path: Path):
+    import pytest
+
+    import magicoder_data as md
+    from tests.conftest import generated_run
+
+    run = generated_run(tmp_path / "run", "python=6")
+    md.run_stage("clean", run, {"min_problem": 20})
+    md.run_stage("clean", run)  # the stored option is reused: no mismatch
+    md.run_stage("clean", run, md.CleanOptions(min_problem=20))
+    with pytest.raises(md.RunMismatchError, match="min_problem=20 \\(not 30\\)"):
+        md.run_stage("clean", run, {"min_problem": 30})
+    md.run_stage("decontaminate", run, {"benchmarks": "humaneval", "ngram": 12})
+    md.run_stage("decontaminate", run)
+    with pytest.raises(md.RunMismatchError, match="ngram=12 \\(not 8\\)"):
+        md.run_stage("decontaminate", run, {"ngram": 8})
+    md.run_stage("lintseq", run, {"samples": 2, "workers": 1})
+    md.run_stage("lintseq", run, {"workers": 1})
+    with pytest.raises(md.RunMismatchError, match="samples=2 \\(not 3\\)"):
+        md.run_stage("lintseq", run, {"samples": 3, "workers": 1})
+    with md.RunStore.open(run, readonly=True) as store:
+        assert store.stage_config("clean")["min_problem"] == 20  # type: ignore[index]
+
+
+def test_library_callers_get_the_same_validation_as_the_cli(tmp_path: Path):
+    import pytest
+
+    import magicoder_data as md
+
+    for stage, values, field in [
+        ("clean", {"near_duplicate": 3}, "near_duplicate"),
+        ("decontaminate", {"threshold": 0}, "threshold"),
+        ("decontaminate", {"methods": "substring,fuzzy"}, "methods"),
+        ("generate", {"timeout": -1}, "timeout"),
+        ("generate", {"backend": "lokal"}, "backend"),
+        ("lintseq", {"samples": 0}, "samples"),
+    ]:
+        with pytest.raises(md.InvalidOption) as caught:
+            md.run_stage(stage, tmp_path / "never-created", values)
+        assert caught.value.field.split(".")[0] == field, (stage, caught.value)
+    assert not (tmp_path / "never-created").exists()

@@ -6,17 +6,20 @@ from __future__ import annotations
 import gzip
 import inspect
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from magicoder_data import ConfigError, SourceError
+from magicoder_data import ConfigError, RunStore, SourceError, readers
 from magicoder_data.decontam import benchmarks
-from magicoder_data.decontam.audit import audit
-from magicoder_data.decontam.benchmarks import is_hub_name, load, open_dataset, read_rows
+from magicoder_data.decontam.audit import audit, rows_of
+from magicoder_data.decontam.benchmarks import load
+from magicoder_data.generate import iter_samples
 from magicoder_data.lintseq.stage import LintSeqConfig, run_file
-from tests.conftest import write_jsonl, write_parquet
+from magicoder_data.readers import is_hub_name, open_dataset, read_rows
+from tests.conftest import generated_run, write_jsonl, write_parquet
 from tests.test_cli import assert_one_line_error
 from tests.test_decontam import ITEMS, SCANNER, UNRELATED, full
 
@@ -52,7 +55,7 @@ def test_parquet_is_read_in_batches(tmp_path: Path, monkeypatch):
             yield batch
 
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
-    monkeypatch.setattr(benchmarks, "PARQUET_BATCH", 3)
+    monkeypatch.setattr(readers, "PARQUET_BATCH", 3)
     rows = read_rows(source)
     assert next(rows) == {"a": 0} and sizes == [3]
     assert [r["a"] for r in rows] == list(range(1, 7)) and sizes == [3, 3, 1]
@@ -175,6 +178,15 @@ def test_cli_says_a_missing_file_is_missing(tmp_path: Path, cli, source):
     result = cli("lintseq", "--input", source, "--output", out, cwd=tmp_path)
     assert_one_line_error(result, f"file {source} not found")
     assert list(tmp_path.iterdir()) == []  # nothing written for an input that is not there
+
+
+def test_a_run_is_read_as_its_parsed_samples(tmp_path: Path):
+    run = generated_run(tmp_path / "run", "python=3")
+    with RunStore.open(run, readonly=True) as store:
+        parsed = [asdict(sample) for sample in iter_samples(store) if sample.status == "ok"]
+    assert parsed and list(open_dataset(str(run))) == parsed
+    named = [row_id for row_id, _ in rows_of(str(run), ["problem", "solution"])]
+    assert named == [str(sample["seed_id"]) for sample in parsed]
 
 
 def test_audit_of_a_folder_that_is_not_a_run(tmp_path: Path, cli):

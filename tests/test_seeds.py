@@ -17,13 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magicoder_data import RunStore, SampleConfig, sample
+from magicoder_data import RunStore, SampleConfig, draw_seeds
 from magicoder_data.records import Document, Drop, Seed
 from magicoder_data.seeds import (
     Reservoir,
     clean_document,
     document_lines,
     draw_span,
+    iter_seeds,
     make_seed,
 )
 from tests.conftest import code_doc, doc, write_jsonl, write_parquet
@@ -136,8 +137,8 @@ def test_sampling_is_independent_of_shard_layout(tmp_path: Path, corpus):
         root = corpus({"python": rows}, shards=shards)
         config = SampleConfig(source=str(root), mix={"python": 60})
         with RunStore.open(tmp_path / f"run{shards}") as store:
-            sample(store, config)
-            results.append([(s["doc_id"], s["snippet"]) for s in store.iter_seeds()])
+            draw_seeds(store, config)
+            results.append([(s.doc_id, s.snippet) for s in iter_seeds(store)])
         root.rename(tmp_path / f"old{shards}")
     assert results[0] == results[1]
     assert len(results[0]) == 60
@@ -151,8 +152,8 @@ def test_worker_processes_give_the_same_seeds_and_drops(tmp_path: Path, corpus):
     results = []
     for workers in (1, 2):
         with RunStore.open(tmp_path / f"run{workers}") as store:
-            sample(store, SampleConfig(source=str(root), mix={"python": 150}), workers=workers)
-            results.append((list(store.iter_seeds()), store.status()["stages"]["sample"]["drops"]))
+            draw_seeds(store, SampleConfig(source=str(root), mix={"python": 150}), workers=workers)
+            results.append((list(iter_seeds(store)), store.drop_counts("sample")))
     assert results[0] == results[1]
     assert set(results[0][1]["python"]) == {"duplicate", "comment_only"}
 
@@ -171,7 +172,7 @@ def code_tree(root: Path, n: int = 40) -> Path:
 
 
 def sampled(store: RunStore) -> list[tuple[str, int, int, str]]:
-    return [(s["doc_id"], s["start_line"], s["end_line"], s["snippet"]) for s in store.iter_seeds()]
+    return [(s.doc_id, s.start_line, s.end_line, s.snippet) for s in iter_seeds(store)]
 
 
 @pytest.mark.timeout(60)
@@ -194,22 +195,22 @@ def test_special_files_in_a_tree_are_dropped_and_the_sample_is_unchanged(
     results = []
     for root in (plain, tree):
         with RunStore.open(tmp_path / f"run-{root.name}") as store:
-            sample(store, SampleConfig(source=str(root), mix={"python": 100}))
-            results.append((sampled(store), store.status()["stages"]["sample"]["drops"]))
+            draw_seeds(store, SampleConfig(source=str(root), mix={"python": 100}))
+            results.append((sampled(store), store.drop_counts("sample")))
             drops = list(store.iter_drops())
     (plain_seeds, plain_drops), (tree_seeds, tree_drops) = results
     assert tree_seeds == plain_seeds
     assert len(plain_seeds) == 41
     assert plain_drops == {}
     assert tree_drops == {"python": {"special_file": 3, "symlink_outside_tree": 1, "unreadable": 1}}
-    assert {d["item"]: d["reason"] for d in drops} == {
+    assert {d.item: d.reason for d in drops} == {
         "pkg/pipe.py": "special_file",
         "pkg/pipe2.py": "special_file",
         "pkg/sock.py": "special_file",
         "pkg/outside.py": "symlink_outside_tree",
         "pkg/dangling.py": "unreadable",
     }
-    assert all(d["detail"] for d in drops)
+    assert all(d.detail for d in drops)
 
 
 @pytest.mark.timeout(60)
@@ -227,8 +228,8 @@ def test_skipped_shards_are_drops_and_the_rest_is_sampled(tmp_path: Path, corpus
         "python": {"special_file": 1, "symlink_outside_tree": 1}
     }
     with RunStore.open(run) as store:
-        assert sorted(s["doc_id"] for s in store.iter_seeds()) == sorted(r["id"] for r in rows)
-        assert {d["item"]: d["reason"] for d in store.iter_drops()} == {
+        assert sorted(s.doc_id for s in iter_seeds(store)) == sorted(r["id"] for r in rows)
+        assert {d.item: d.reason for d in store.iter_drops()} == {
             "python/pipe.jsonl": "special_file",
             "python/outside.parquet": "symlink_outside_tree",
         }
@@ -245,9 +246,11 @@ def test_content_that_is_not_text_is_dropped_as_not_text(tmp_path: Path, workers
     rows.append({"id": "blank", "content": "  \n"})
     write_jsonl(tmp_path / "c" / "python" / "a.jsonl", rows)
     with RunStore.open(tmp_path / "run") as store:
-        sample(store, SampleConfig(source=str(tmp_path / "c"), mix={"python": 50}), workers=workers)
-        drops = store.status()["stages"]["sample"]["drops"]
-        assert len(list(store.iter_seeds())) == 5
+        draw_seeds(
+            store, SampleConfig(source=str(tmp_path / "c"), mix={"python": 50}), workers=workers
+        )
+        drops = store.drop_counts("sample")
+        assert len(list(iter_seeds(store))) == 5
     assert drops == {"python": {"not_text": 5, "empty": 1}}
 
 

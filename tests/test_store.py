@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from magicoder_data import RunMismatchError, RunStore, SampleConfig, sample
+from magicoder_data import RunMismatchError, RunStore, SampleConfig, draw_seeds, run_status
+from magicoder_data.seeds import documents_read, iter_seeds
 from magicoder_data.store import MIGRATIONS
 from tests.conftest import code_doc, doc, write_jsonl
 
@@ -19,7 +20,7 @@ from tests.conftest import code_doc, doc, write_jsonl
 def test_migrations_apply_once_and_wal_is_on(tmp_path: Path):
     RunStore.open(tmp_path / "run").close()
     with RunStore.open(tmp_path / "run") as store:
-        assert store.status()["stages"] == {}
+        assert store.stage_records() == []
     conn = sqlite3.connect(tmp_path / "run" / "run.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
@@ -28,13 +29,13 @@ def test_migrations_apply_once_and_wal_is_on(tmp_path: Path):
 def test_config_may_change_until_work_is_stored(tmp_path: Path, corpus):
     root = corpus({"python": [doc(f"{i}", code_doc(i)) for i in range(30)]})
     with RunStore.open(tmp_path / "run") as store:
-        store.begin_stage("sample", {"seed": 1})
-        store.begin_stage("sample", {"seed": 2})  # nothing stored yet: replaced
+        store.begin_stage("sample", {"seed": 1}, None)
+        store.begin_stage("sample", {"seed": 2}, None)  # nothing stored yet: replaced
         assert store.stage_config("sample") == {"seed": 2}
         config = SampleConfig(source=str(root), mix={"python": 5})
-        sample(store, config)
+        draw_seeds(store, config)
         with pytest.raises(RunMismatchError, match="seed=976 \\(not 5\\)"):
-            sample(store, config.model_copy(update={"seed": 5}))
+            draw_seeds(store, config.model_copy(update={"seed": 5}))
     assert (tmp_path / "run" / "config.json").read_text().count('"seed": 976') == 1
 
 
@@ -47,8 +48,8 @@ def test_drops_are_recorded_and_independent_of_shard_layout(tmp_path: Path, corp
     for shards in (1, 5):
         root = corpus({"python": rows}, shards=shards)
         with RunStore.open(tmp_path / f"run{shards}") as store:
-            sample(store, SampleConfig(source=str(root), mix={"python": 60}))
-            statuses.append(store.status()["stages"]["sample"])
+            draw_seeds(store, SampleConfig(source=str(root), mix={"python": 60}))
+            statuses.append(run_status(store).as_json()["stages"]["sample"])
         root.rename(tmp_path / f"corpus{shards}")
     assert statuses[0]["drops"] == statuses[1]["drops"]
     drops = statuses[0]["drops"]["python"]
@@ -60,21 +61,21 @@ def test_drops_are_recorded_and_independent_of_shard_layout(tmp_path: Path, corp
 def test_shortfall_is_reported_not_hidden(tmp_path: Path, corpus):
     root = corpus({"python": [doc(f"{i}", code_doc(i)) for i in range(8)]})
     with RunStore.open(tmp_path / "run") as store:
-        reports = sample(store, SampleConfig(source=str(root), mix={"python": 20, "rust": 5}))
+        reports = draw_seeds(store, SampleConfig(source=str(root), mix={"python": 20, "rust": 5}))
         assert (reports["python"].found, reports["python"].short) == (8, True)
         assert (reports["rust"].found, reports["rust"].documents) == (0, 0)
-        assert store.status()["stages"]["sample"]["summary"]["python"]["requested"] == 20
+        assert store.stage_summary("sample")["python"]["requested"] == 20
 
 
 def test_finished_run_is_not_redone(tmp_path: Path, corpus):
     root = corpus({"python": [doc(f"{i}", code_doc(i)) for i in range(30)]})
     config = SampleConfig(source=str(root), mix={"python": 10})
     with RunStore.open(tmp_path / "run") as store:
-        sample(store, config)
-        first = list(store.iter_seeds())
+        draw_seeds(store, config)
+        first = list(iter_seeds(store))
         root.rename(tmp_path / "gone")  # a finished run no longer needs its source
-        sample(store, config)
-        assert list(store.iter_seeds()) == first
+        draw_seeds(store, config)
+        assert list(iter_seeds(store)) == first
 
 
 def _shards_done(db: Path) -> int:
@@ -133,30 +134,27 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_result(tmp_path: Pat
     )
     assert fresh.returncode == 0, fresh.stderr
     with RunStore.open(run) as a, RunStore.open(tmp_path / "fresh") as b:
-        assert list(a.iter_seeds()) == list(b.iter_seeds())
-        assert len(list(a.iter_seeds())) == 80
-        assert a.status()["stages"]["sample"]["drops"] == b.status()["stages"]["sample"]["drops"]
-        assert (
-            a.status()["stages"]["sample"]["documents"]
-            == b.status()["stages"]["sample"]["documents"]
-        )
+        assert list(iter_seeds(a)) == list(iter_seeds(b))
+        assert len(list(iter_seeds(a))) == 80
+        assert a.drop_counts("sample") == b.drop_counts("sample")
+        assert documents_read(a) == documents_read(b)
 
 
 def test_repeated_and_missing_document_ids(tmp_path: Path, corpus):
     rows = [doc(f"{i}", code_doc(i)) for i in range(30)]
     root = corpus({"python": rows + [doc(f"{i}", code_doc(i + 100)) for i in range(30)]}, shards=2)
     with RunStore.open(tmp_path / "run") as store:
-        reports = sample(store, SampleConfig(source=str(root), mix={"python": 50}))
-        seeds = list(store.iter_seeds())
-        assert len({s["doc_id"] for s in seeds}) == len(seeds) == reports["python"].found
-        assert "duplicate_id" in store.status()["stages"]["sample"]["drops"]["python"]
+        reports = draw_seeds(store, SampleConfig(source=str(root), mix={"python": 50}))
+        seeds = list(iter_seeds(store))
+        assert len({s.doc_id for s in seeds}) == len(seeds) == reports["python"].found
+        assert "duplicate_id" in store.drop_counts("sample")["python"]
     nulls = tmp_path / "nulls" / "python"
     write_jsonl(nulls / "a.jsonl", [{"id": None, "content": code_doc(i)} for i in range(5)])
     with RunStore.open(tmp_path / "run2") as store:
         assert (
-            sample(store, SampleConfig(source=str(tmp_path / "nulls"), mix={"python": 5}))[
+            draw_seeds(store, SampleConfig(source=str(tmp_path / "nulls"), mix={"python": 5}))[
                 "python"
             ].found
             == 5
         )
-        assert len({s["doc_id"] for s in store.iter_seeds()}) == 5
+        assert len({s.doc_id for s in iter_seeds(store)}) == 5

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, SourceError
+from ..errors import ConfigError
 from ..outputs import replacing_folder
-from ..store import DB_NAME, RunStore
-from .benchmarks import BenchmarkItem, missing_field, open_dataset
+from ..readers import is_run, missing_field, open_dataset
+from .benchmarks import BenchmarkItem
 from .methods import Scanner
 
 CHUNK = 2_000
@@ -52,32 +52,17 @@ def rows_of(
 ) -> Iterator[tuple[str, str]]:
     """(id, text) of each row of a run, a local file or a Hub dataset; text joins `fields`.
 
+    A run's rows are named by their seed, others by their `id` field or else their row number.
     A source that is not there raises at once; values that are not strings are compared as
     empty text and counted in `not_text`.
     """
-    path = Path(source).expanduser()
     counted: Counter[str] = Counter() if not_text is None else not_text
-    if (path / DB_NAME).is_file():
-        return _run_rows(path, fields, source, counted)
-    if path.is_dir():
-        raise SourceError(
-            f"{source} is a folder but not a run (it has no {DB_NAME}); give a run, "
-            "a jsonl/json/parquet file or a Hub dataset as ORG/NAME"
-        )
     rows = open_dataset(source)
+    id_field = "seed_id" if is_run(Path(source).expanduser()) else "id"
     return (
-        (str(row.get("id", number)), _join(row, number, fields, source, counted))
+        (str(row.get(id_field, number)), _join(row, number, fields, source, counted))
         for number, row in enumerate(rows)
     )
-
-
-def _run_rows(
-    path: Path, fields: list[str], source: str, not_text: Counter[str]
-) -> Iterator[tuple[str, str]]:
-    with RunStore.open(path, readonly=True) as store:
-        kept = (sample for sample in store.iter_samples() if sample["status"] == "ok")
-        for number, sample in enumerate(kept):
-            yield str(sample["seed_id"]), _join(sample, number, fields, source, not_text)
 
 
 def _join(
@@ -203,8 +188,19 @@ def _histogram(audits: list[DatasetAudit], path: Path) -> None:
 def _write(
     audits: list[DatasetAudit], items: list[BenchmarkItem], scanner: Scanner, report: Path
 ) -> None:
+    """The report's files: the histogram, `report.md`, and `report.html` with the plot inside."""
     png = report / "similarity.png"
     _histogram(audits, png)
+    lines = _summary(audits, items, scanner)
+    for a in audits:
+        lines += _section(a, items)
+    markdown = "\n".join(lines)
+    (report / "report.md").write_text(markdown, encoding="utf-8")
+    (report / "report.html").write_text(_html(markdown, png), encoding="utf-8")
+
+
+def _summary(audits: list[DatasetAudit], items: list[BenchmarkItem], scanner: Scanner) -> list[str]:
+    """The report's head: benchmarks and settings, then flagged samples per dataset and method."""
     benchmarks = sorted({item.benchmark for item in items})
     settings = scanner.settings
     lines = [
@@ -223,53 +219,57 @@ def _write(
         share = f"{len(a.flagged):,} ({100 * len(a.flagged) / max(a.samples, 1):.2f}%)"
         cells = " | ".join(f"{a.counts[b, m]:,}" for b in benchmarks for m in settings.methods)
         lines.append(f"| {a.label} | {a.samples:,} | {share} | {cells} |")
-    lines += ["", "![similarity](similarity.png)", ""]
-    for a in audits:
-        lines += [f"## {a.label}", ""]
-        if a.not_text:
-            counted = ", ".join(f"`{k}` {n:,}" for k, n in sorted(a.not_text.items()))
-            lines += [f"Values compared as empty text because they are not text: {counted}.", ""]
-        if not a.samples:
-            lines += ["No samples: the dataset has no rows, so nothing was compared.", ""]
-            continue
-        median = float(np.median(a.similarities))
+    return [*lines, "", "![similarity](similarity.png)", ""]
+
+
+def _section(a: DatasetAudit, items: list[BenchmarkItem]) -> list[str]:
+    """One dataset's part: values left out, the median similarity and its closest matches."""
+    lines = [f"## {a.label}", ""]
+    if a.not_text:
+        counted = ", ".join(f"`{k}` {n:,}" for k, n in sorted(a.not_text.items()))
+        lines += [f"Values compared as empty text because they are not text: {counted}.", ""]
+    if not a.samples:
+        return [*lines, "No samples: the dataset has no rows, so nothing was compared.", ""]
+    median = float(np.median(a.similarities))
+    lines += [
+        f"Median highest similarity: {median:.3f}.",
+        "",
+        f"Top {len(a.top)} matches by TF-IDF similarity:",
+        "",
+    ]
+    for score, sample_id, text, item in a.top:
+        bench = items[item]
         lines += [
-            f"Median highest similarity: {median:.3f}.",
+            f"### sample {sample_id} ~ {bench.benchmark} {bench.item_id} ({score:.3f})",
             "",
-            f"Top {len(a.top)} matches by TF-IDF similarity:",
+            "Sample:",
+            "",
+            "```",
+            text[:1500],
+            "```",
+            "",
+            "Benchmark item:",
+            "",
+            "```",
+            bench.document[:1500],
+            "```",
             "",
         ]
-        for score, sample_id, text, item in a.top:
-            bench = items[item]
-            lines += [
-                f"### sample {sample_id} ~ {bench.benchmark} {bench.item_id} ({score:.3f})",
-                "",
-                "Sample:",
-                "",
-                "```",
-                text[:1500],
-                "```",
-                "",
-                "Benchmark item:",
-                "",
-                "```",
-                bench.document[:1500],
-                "```",
-                "",
-            ]
-    markdown = "\n".join(lines)
-    (report / "report.md").write_text(markdown, encoding="utf-8")
+    return lines
+
+
+def _html(markdown: str, png: Path) -> str:
+    """The report as one self-contained page: the histogram embedded, not linked."""
     picture = base64.b64encode(png.read_bytes()).decode()
     body = _markdown_to_html(markdown).replace(
         'src="similarity.png"', f'src="data:image/png;base64,{picture}"'
     )
-    (report / "report.html").write_text(
+    return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Contamination audit</title>"
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
         "pre{background:#f6f6f6;padding:8px;overflow:auto;white-space:pre-wrap}</style>"
-        f"</head><body>{body}</body></html>",
-        encoding="utf-8",
+        f"</head><body>{body}</body></html>"
     )
 
 

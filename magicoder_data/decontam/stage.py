@@ -8,57 +8,202 @@ evidence stays in the `contamination` table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import groupby
-from typing import Any
 
-from ..errors import RunError
+from pydantic import field_validator, model_validator
+
+from ..config import StrictModel, build
+from ..errors import ConfigError
 from ..records import Drop
-from ..store import RunStore, reason_totals
+from ..stage import Progress, Report, Stage, kept_sql
+from ..store import RunStore
 from .benchmarks import BenchmarkItem
 from .methods import METHODS, Match, Scanner, Settings
 
 STAGE = "decontaminate"
+DEFAULTS = Settings()
+#: Samples still to scan (alias x): kept by earlier stages and not scanned yet.
+PENDING = "x.seed_id NOT IN (SELECT seed_id FROM similarity)"
 
 
-def sample_text(sample: dict[str, Any]) -> str:
+class ScanOptions(StrictModel):
+    """Which benchmarks to compare with, and how; shared by `decontaminate` and `audit`."""
+
+    benchmarks: str | None = None
+    """Comma-separated: humaneval (default), mbpp, humanevalplus, mbppplus, apps, ds1000, gsm8k,
+    livecodebench; NAME=FILE for a local copy; or a JSON spec file for your own."""
+    methods: str | list[str] | None = None
+    """Any of substring, ngram, tfidf (default all)."""
+    ngram: int | None = None
+    """Words per n-gram (10)."""
+    min_substring: int | None = None
+    """Shortest benchmark text matched (50)."""
+    threshold: float | None = None
+    """TF-IDF similarity that flags (0.45)."""
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: str | list[str] | None) -> list[str] | None:
+        if methods is None:
+            return None
+        chosen = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else methods
+        chosen = [m for m in chosen if m]
+        unknown = sorted(set(chosen) - set(METHODS))
+        if unknown or not chosen:
+            raise ValueError(
+                f"unknown method {unknown[0] if unknown else ''!r}; use {', '.join(METHODS)}"
+            )
+        return chosen
+
+    @model_validator(mode="after")
+    def _in_range(self) -> ScanOptions:
+        """Bad values fail here, before any run is opened (InvalidOption names the key)."""
+        self.scan_settings()
+        return self
+
+    def resolved(self, stored: dict | None = None) -> dict:
+        """The stored config these options make: given values over `stored`, then defaults."""
+        defaults = {
+            "benchmarks": "humaneval",
+            "methods": list(METHODS),
+            "ngram": DEFAULTS.ngram,
+            "min_substring": DEFAULTS.min_substring,
+            "threshold": DEFAULTS.tfidf_threshold,
+        }
+        return {**defaults, **(stored or {}), **self.model_dump(exclude_none=True)}
+
+    def settings(self, stored: dict | None = None) -> tuple[Settings, list[BenchmarkItem]]:
+        """The validated scan settings and the benchmark items they compare with."""
+        from .benchmarks import load, resolve
+
+        config = self.resolved(stored)
+        if not isinstance(config["benchmarks"], str):
+            raise ConfigError("benchmarks must be one comma-separated text, e.g. humaneval,mbpp")
+        specs = resolve(config["benchmarks"].split(","))
+        return self.scan_settings(stored), [item for spec in specs for item in load(spec)]
+
+    def scanner(self) -> tuple[list[BenchmarkItem], Scanner]:
+        """The benchmark items and a scanner over them, built once (for `audit`)."""
+        settings, items = self.settings()
+        return items, Scanner(items, settings)
+
+    def scan_settings(self, stored: dict | None = None) -> Settings:
+        """The validated scan settings (InvalidOption names a bad key)."""
+        config = self.resolved(stored)
+        return build(
+            Settings,
+            {
+                "methods": tuple(config["methods"]),
+                "ngram": config["ngram"],
+                "min_substring": config["min_substring"],
+                "tfidf_threshold": config["threshold"],
+            },
+            names={"tfidf_threshold": "threshold"},
+        )
+
+
+def sample_text(problem: str | None, solution: str | None) -> str:
     """What is compared with benchmarks: problem and solution, as Magicoder did."""
-    return f"{sample['problem'] or ''}\n{sample['solution'] or ''}"
+    return f"{problem or ''}\n{solution or ''}"
 
 
-def decontaminate(
-    store: RunStore,
-    items: list[BenchmarkItem],
-    settings: Settings,
-    config: dict[str, Any],
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, int]:
-    """Scan what is left to scan; return how many samples each benchmark/method dropped."""
-    if store.stage_status("generate") is None:
-        raise RunError(f"{store.root}: generate samples first")
-    store.begin_stage(STAGE, config)
-    scanner = Scanner(items, settings)
-    done = 0
-    for chunk in store.samples_to_scan():
-        ids = [s["seed_id"] for s in chunk]
-        matches, best, where = scanner.scan([sample_text(s) for s in chunk])
-        similarity = [
-            (seed_id, float(score), items[w].benchmark, items[w].item_id)
-            for seed_id, score, w in zip(ids, best, where, strict=True)
-        ]
-        evidence = [
-            (ids[m.index], m.benchmark, m.item_id, m.method, m.score, m.span) for m in matches
-        ]
-        drops = [
-            _drop(ids[index], chunk[index]["language"], list(found))
-            for index, found in groupby(matches, key=lambda m: m.index)
-        ]
-        store.record_scan(similarity, evidence, drops)
-        done += len(chunk)
-        if progress:
-            progress(done)
-    store.finish_stage(STAGE, {})
-    return dict(reason_totals(store.status()["stages"][STAGE]))
+@dataclass(frozen=True)
+class ToScan:
+    """A kept sample the scan has not seen yet."""
+
+    seed_id: int
+    language: str
+    problem: str | None
+    solution: str | None
+
+
+def samples_to_scan(store: RunStore, chunk: int = 2_000) -> Iterator[list[ToScan]]:
+    """Chunks of kept samples that are not scanned yet, by seed id."""
+    return store.pages(
+        "SELECT x.seed_id, s.language, x.problem, x.solution FROM samples x "
+        f"JOIN seeds s ON s.id = x.seed_id WHERE {kept_sql(STAGE)} AND {PENDING} "
+        "AND x.seed_id > ? ORDER BY x.seed_id LIMIT ?",
+        (),
+        "seed_id",
+        chunk,
+        ToScan,
+    )
+
+
+@dataclass
+class DecontaminateReport(Report):
+    """Samples dropped per benchmark/method, over the whole run."""
+
+    dropped: Counter[str]
+    scanned: int = 0  # samples scanned by this call
+
+    def line(self) -> str:
+        detail = ", ".join(f"{r} {n:,}" for r, n in sorted(self.dropped.items())) or "none"
+        return f"decontaminate: {sum(self.dropped.values()):,} samples dropped ({detail})"
+
+
+class Decontaminate(Stage[ScanOptions, DecontaminateReport]):
+    """Drop samples that overlap benchmarks, keeping the evidence of each match.
+
+    Options left out keep the values RUN's decontamination was started with.
+    """
+
+    name = STAGE
+    Config = ScanOptions
+    requires = ("generate",)
+    filters = True
+    funnel = "decontaminated"
+    progress_sql = "SELECT 1 FROM similarity LIMIT 1"
+
+    def run(
+        self, store: RunStore, config: ScanOptions, progress: Progress | None = None
+    ) -> DecontaminateReport:
+        """Scan what is left to scan, with the benchmark index built once."""
+        self.check_ready(store)
+        stored = store.stage_config(STAGE)
+        settings, items = config.settings(stored)
+        store.begin_stage(STAGE, config.resolved(stored), self.progress_sql)
+        scanner = Scanner(items, settings)
+        report = DecontaminateReport(Counter())
+        for chunk in samples_to_scan(store):
+            _record(store, chunk, items, scanner)
+            report.scanned += len(chunk)
+            if progress:
+                progress(report)
+        store.finish_stage(STAGE, {})
+        report.dropped = store.drop_totals(STAGE)
+        return report
+
+    def unseen(self, store: RunStore) -> int:
+        if store.stage_status(STAGE) != "complete":
+            return 0
+        return int(
+            store.value(f"SELECT COUNT(*) FROM samples x WHERE {kept_sql(STAGE)} AND {PENDING}")
+        )
+
+
+def _record(
+    store: RunStore, chunk: list[ToScan], items: list[BenchmarkItem], scanner: Scanner
+) -> None:
+    """Scan one chunk; store its similarities, evidence and drops together."""
+    ids = [s.seed_id for s in chunk]
+    matches, best, where = scanner.scan([sample_text(s.problem, s.solution) for s in chunk])
+    similarity = [
+        (seed_id, float(score), items[w].benchmark, items[w].item_id)
+        for seed_id, score, w in zip(ids, best, where, strict=True)
+    ]
+    evidence = [(ids[m.index], m.benchmark, m.item_id, m.method, m.score, m.span) for m in matches]
+    drops = [
+        _drop(ids[index], chunk[index].language, list(found))
+        for index, found in groupby(matches, key=lambda m: m.index)
+    ]
+    with store.transaction() as conn:
+        conn.executemany("INSERT INTO similarity VALUES (?, ?, ?, ?)", similarity)
+        conn.executemany("INSERT INTO contamination VALUES (?, ?, ?, ?, ?, ?)", evidence)
+        store.insert_drops(conn, STAGE, drops)
 
 
 def _drop(seed_id: int, language: str, matches: list[Match]) -> Drop:

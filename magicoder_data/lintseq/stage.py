@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from ..config import OPTIONS
+from ..config import OPTIONS, StrictModel, build
 from ..errors import ConfigError
 from ..languages import canonical
 from ..outputs import replacing_file
+from ..readers import missing_field, open_dataset
 from ..records import Drop
-from ..store import RunStore
+from ..stage import Progress, Report, Stage, kept_sql
+from ..store import RunStore, dropped_by
 from .diffs import SEPARATOR, apply, forward_states, insertion_diffs
 from .linters import linter_for
 from .sampler import BackwardSampler, Rejected, normalise
@@ -108,36 +112,228 @@ def _linting(workers: int) -> Iterator[Callable[[list[Task]], list[Result]]]:
 
 def run_stage(store: RunStore, config: LintSeqConfig, workers: int) -> Counter[str]:
     """LintSeq over the solutions `clean` and `decontaminate` kept; returns outcomes."""
-    store.begin_stage(STAGE, config.__dict__)
+    store.begin_stage(STAGE, asdict(config), LintSeq.progress_sql)
     outcome: Counter[str] = Counter()
     with _linting(workers) as lint:
-        for page in store.programs_for_lintseq(BATCH):
-            tasks = [(str(s["seed_id"]), s["solution_code"], s["language"], config) for s in page]
-            records, drops = [], []
-            for sample, (found, reason) in zip(page, lint(tasks), strict=True):
+        for page in programs_to_lint(store, BATCH):
+            tasks = [(str(p.seed_id), p.solution_code, p.language, config) for p in page]
+            sequences, drops = [], []
+            for program, (found, reason) in zip(page, lint(tasks), strict=True):
                 if reason:
-                    drops.append(Drop(sample["language"], reason, str(sample["seed_id"])))
+                    drops.append(Drop(program.language, reason, str(program.seed_id)))
                     outcome[reason] += 1
                 else:
-                    records += [
-                        (sample["seed_id"], r["sample"], json.dumps(r["edits"]), r["text"])
+                    sequences += [
+                        (program.seed_id, r["sample"], json.dumps(r["edits"]), r["text"])
                         for r in found
                     ]
                     outcome["ok"] += 1
-            store.record_lintseq(records, drops)
+            with store.transaction() as conn:
+                conn.executemany("INSERT INTO lintseq VALUES (?, ?, ?, ?)", sequences)
+                store.insert_drops(conn, STAGE, drops)
     total = Counter(store.stage_summary(STAGE) or {}) + outcome
     store.finish_stage(STAGE, dict(total))
     return outcome
 
 
-def read_dataset(source: str) -> Iterator[dict[str, Any]]:
-    """Rows of a local jsonl/json/parquet file or a Hub dataset's train split, streamed.
+#: Kept programs (alias x) that LintSeq has neither turned into edits nor rejected.
+PENDING = f"x.seed_id NOT IN {dropped_by(STAGE)} AND x.seed_id NOT IN (SELECT seed_id FROM lintseq)"
 
-    A missing file or an unreachable Hub dataset raises here, before anything is written.
-    """
-    from ..decontam.benchmarks import open_dataset
 
-    return open_dataset(source)
+@dataclass(frozen=True)
+class Program:
+    """A kept solution to turn into edit sequences."""
+
+    seed_id: int
+    language: str
+    problem: str | None
+    solution_code: str
+
+
+def programs_to_lint(store: RunStore, chunk: int = 256) -> Iterator[list[Program]]:
+    """Chunks of kept solutions that LintSeq has not handled yet."""
+    return store.pages(
+        "SELECT x.seed_id, s.language, x.problem, x.solution_code FROM samples x "
+        f"JOIN seeds s ON s.id = x.seed_id WHERE {kept_sql(STAGE)} AND {PENDING} "
+        "AND x.seed_id > ? ORDER BY x.seed_id LIMIT ?",
+        (),
+        "seed_id",
+        chunk,
+        Program,
+    )
+
+
+@dataclass(frozen=True)
+class EditSequence:
+    """One stored edit sequence of a kept sample (`dump RUN lintseq`)."""
+
+    seed_id: int
+    sample: int  # which of the program's sequences (0 .. samples-1)
+    language: str
+    instruction: str
+    program: str
+    edits: list[str]
+    text: str
+
+
+def iter_lintseq(store: RunStore) -> Iterator[EditSequence]:
+    """Every edit sequence of a sample still kept, in seed order."""
+    return store.rows(
+        "SELECT l.seed_id, l.sample, s.language, x.problem AS instruction, "
+        "x.solution_code AS program, l.edits, l.text FROM lintseq l "
+        "JOIN samples x ON x.seed_id = l.seed_id JOIN seeds s ON s.id = l.seed_id "
+        f"WHERE {kept_sql(STAGE)} ORDER BY l.seed_id, l.sample",
+        as_=_edit_sequence,
+    )
+
+
+def _edit_sequence(edits: str, **columns: Any) -> EditSequence:
+    """A row with its edits decoded (stored as one JSON list)."""
+    return EditSequence(edits=json.loads(edits), **columns)
+
+
+class LintSeqOptions(StrictModel):
+    """The `lintseq` command's options for a run; unset ones keep what it was started with."""
+
+    samples: int | None = None
+    """Edit sequences per program (5)."""
+    seed: int | None = None
+    """Sampling seed (0)."""
+    indent_bias: float | None = None
+    """Preference for deleting deeper-indented lines first (1.0)."""
+    fidelity: bool | None = None
+    """pylint per state for Python (slow, as the reference)."""
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    """Processes (default: all cores)."""
+
+    @model_validator(mode="after")
+    def _in_range(self) -> LintSeqOptions:
+        """Bad values fail here, before any run is opened (InvalidOption names the key)."""
+        self.settings()
+        return self
+
+    def settings(self, stored: dict[str, Any] | None = None) -> LintSeqConfig:
+        """The LintSeqConfig these options make: given values over `stored`, then defaults."""
+        given = self.model_dump(exclude_none=True, exclude={"workers"})
+        return build(LintSeqConfig, {**(stored or {}), **given})
+
+
+@dataclass
+class LintSeqReport(Report):
+    """Programs turned into edits (`ok`) or rejected, per reason, by this call."""
+
+    outcome: Counter[str]
+
+    def line(self) -> str:
+        detail = ", ".join(f"{k} {n:,}" for k, n in sorted(self.outcome.items()))
+        return f"lintseq: {detail or 'nothing to do'}"
+
+
+class LintSeq(Stage[LintSeqOptions, LintSeqReport]):
+    """Turn kept programs into sequences of error-free insertion diffs (LintSeq)."""
+
+    name = STAGE
+    Config = LintSeqOptions
+    requires = ("generate",)
+    progress_sql = "SELECT 1 FROM lintseq LIMIT 1"
+
+    def run(
+        self, store: RunStore, config: LintSeqOptions, progress: Progress | None = None
+    ) -> LintSeqReport:
+        self.check_ready(store)
+        settings = config.settings(store.stage_config(STAGE))
+        return LintSeqReport(run_stage(store, settings, config.workers))
+
+    def unseen(self, store: RunStore) -> int:
+        if store.stage_status(STAGE) != "complete":
+            return 0
+        return int(
+            store.value(f"SELECT COUNT(*) FROM samples x WHERE {kept_sql(STAGE)} AND {PENDING}")
+        )
+
+
+@dataclass(frozen=True)
+class _InputRows:
+    """What `run_file` reads from each row: which fields hold what, and how rows are linted."""
+
+    source: str
+    instruction_field: str
+    code_field: str
+    language_field: str | None
+    default_language: str  # canonical
+    config: LintSeqConfig
+
+    def language_of(self, number: int, row: dict[str, Any]) -> str | None:
+        """The row's canonical language, None for one unknown; raises for a missing field."""
+        for name in (self.code_field, self.instruction_field):
+            if name not in row:
+                raise ConfigError(missing_field(self.source, number, name, row))
+        if not self.language_field:
+            return self.default_language
+        if self.language_field not in row:
+            raise ConfigError(
+                missing_field(
+                    self.source, number, self.language_field, row, "--language-field", True
+                )
+                + "; leave --language-field out to use --language for every row"
+            )
+        given = row[self.language_field]
+        if given is None or given == "":  # the row does not say: --language
+            return self.default_language
+        try:
+            return canonical(given) if isinstance(given, str) else None
+        except ConfigError:
+            return None
+
+    def task_of(self, number: int, row: dict[str, Any], language: str | None) -> Task | str:
+        """The row's lint task, or the reason it is rejected without linting."""
+        program = row[self.code_field]
+        if program is not None and not isinstance(program, str):
+            return "not_text"  # a number, list or object is no program: never its str()
+        if language is None:
+            return "unknown_language"
+        return (str(row.get("id", number)), program or "", language, self.config)
+
+    def linted(
+        self,
+        rows: Iterator[tuple[int, dict[str, Any]]],
+        lint: Callable[[list[Task]], list[Result]],
+    ) -> Iterator[tuple[int, dict[str, Any], str | None, Result]]:
+        """(number, row, language, result) of every row, linted a batch at a time, in order.
+
+        Every row of a batch is checked before any is linted, so a missing field raises before
+        the batch's records are written.
+        """
+        while batch := [(n, row, self.language_of(n, row)) for n, row in islice(rows, BATCH)]:
+            tasks = [self.task_of(n, row, lang) for n, row, lang in batch]
+            linted = iter(lint([task for task in tasks if not isinstance(task, str)]))
+            results: list[Result] = [
+                ([], task) if isinstance(task, str) else next(linted) for task in tasks
+            ]
+            for (number, row, language), result in zip(batch, results, strict=True):
+                yield number, row, language, result
+
+    def record(
+        self,
+        row: dict[str, Any],
+        language: str | None,
+        sequence: dict[str, Any],
+        provenance: dict[str, Any],
+    ) -> str:
+        """One output line: the row's instruction and program with one of its edit sequences."""
+        return (
+            json.dumps(
+                {
+                    "instruction": row[self.instruction_field],
+                    "program": row[self.code_field],
+                    "language": language,
+                    **sequence,
+                    **provenance,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
 
 
 def run_file(
@@ -157,40 +353,9 @@ def run_file(
     Both files appear only when the whole input is done; existing ones are replaced only with
     `overwrite`, and never when one of them is the input.
     """
-    from ..decontam.benchmarks import missing_field
-
     default = canonical(default_language)
-    rows = enumerate(read_dataset(source))
-
-    def language_of(number: int, row: dict[str, Any]) -> str | None:
-        """The row's canonical language, None for one unknown; raises for a missing field."""
-        for name in (code_field, instruction_field):
-            if name not in row:
-                raise ConfigError(missing_field(source, number, name, row))
-        if not language_field:
-            return default
-        if language_field not in row:
-            raise ConfigError(
-                missing_field(source, number, language_field, row, "--language-field", True)
-                + "; leave --language-field out to use --language for every row"
-            )
-        given = row[language_field]
-        if given is None or given == "":  # the row does not say: --language
-            return default
-        try:
-            return canonical(given) if isinstance(given, str) else None
-        except ConfigError:
-            return None
-
-    def task_of(number: int, row: dict[str, Any], language: str | None) -> Task | str:
-        """The row's lint task, or the reason it is rejected without linting."""
-        program = row[code_field]
-        if program is not None and not isinstance(program, str):
-            return "not_text"  # a number, list or object is no program: never its str()
-        if language is None:
-            return "unknown_language"
-        return (str(row.get("id", number)), program or "", language, config)
-
+    rows = enumerate(open_dataset(source))  # a missing input raises before anything is written
+    reader = _InputRows(source, instruction_field, code_field, language_field, default, config)
     outcome: Counter[str] = Counter()
     rejected_path = output.with_name(output.name + ".rejected.jsonl")
     inputs = [Path(source).expanduser()]
@@ -201,31 +366,13 @@ def run_file(
         ) as rejected,
         _linting(workers) as lint,
     ):
-        while batch := [(n, row, language_of(n, row)) for n, row in islice(rows, BATCH)]:
-            tasks = [task_of(n, row, lang) for n, row, lang in batch]
-            linted = iter(lint([task for task in tasks if not isinstance(task, str)]))
-            results: list[Result] = [
-                ([], task) if isinstance(task, str) else next(linted) for task in tasks
-            ]
-            for (number, row, language), (found, reason) in zip(batch, results, strict=True):
-                provenance = {"row": number, "id": row.get("id", number), "source": source}
-                if reason:
-                    outcome[reason] += 1
-                    rejected.write(json.dumps({**provenance, "reason": reason}) + "\n")
-                    continue
-                outcome["ok"] += 1
-                for record in found:
-                    out.write(
-                        json.dumps(
-                            {
-                                "instruction": row[instruction_field],
-                                "program": row[code_field],
-                                "language": language,
-                                **record,
-                                **provenance,
-                            },
-                            ensure_ascii=False,
-                        )
-                        + "\n"
-                    )
+        for number, row, language, (found, reason) in reader.linted(rows, lint):
+            provenance = {"row": number, "id": row.get("id", number), "source": source}
+            if reason:
+                outcome[reason] += 1
+                rejected.write(json.dumps({**provenance, "reason": reason}) + "\n")
+                continue
+            outcome["ok"] += 1
+            for record in found:
+                out.write(reader.record(row, language, record, provenance))
     return outcome

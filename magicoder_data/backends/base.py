@@ -1,0 +1,63 @@
+"""What every backend is: something that sends a run's pending seeds and stores every answer.
+
+`generate` chooses a backend (see `choose_backend`), lets it shape the run's config, checks it
+before anything is recorded, and hands it one `SendRequest`; it never knows which one it drives.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ..config import GenerateConfig
+    from ..generate import GenerateStats, SendOptions
+    from ..prompts import PromptTemplate
+    from ..stage import Progress
+    from ..store import RunStore
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """What to send: the run's config and prompt, how much of it now, and the known prices."""
+
+    config: GenerateConfig
+    template: PromptTemplate
+    options: SendOptions
+    #: US$ per million (input, output) tokens by model, over `llm.PRICES`.
+    prices: Mapping[str, tuple[float, float]]
+
+
+class Backend(ABC):
+    """Who answers `generate`'s requests."""
+
+    #: The name `--backend` (a run config's `generate.backend`) chooses it by.
+    name: ClassVar[str]
+
+    def defaults(self) -> dict[str, Any]:
+        """GenerateConfig values this backend implies unless given or stored."""
+        return {}
+
+    def overrides(self) -> dict[str, Any]:
+        """GenerateConfig values this backend imposes over given and stored ones (what it
+        serves), so a run never mixes its answers with another model's."""
+        return {}
+
+    def prices(self) -> dict[str, tuple[float, float]]:
+        """Prices this backend charges, over the known and given ones (so --max-cost works)."""
+        return {}
+
+    def check(self) -> None:  # noqa: B027 (a hook: most backends have nothing to check)
+        """Fail now, before the stage records anything, on what would fail every request."""
+
+    @abstractmethod
+    def send(
+        self, store: RunStore, request: SendRequest, progress: Progress | None = None
+    ) -> GenerateStats:
+        """Send the pending seeds of `store` and store every answer as it arrives.
+
+        A first Ctrl-C (SIGINT) stops sending and stores the answers that arrive within the
+        grace period; a second one stops waiting. The returned stats then say `interrupted`.
+        """

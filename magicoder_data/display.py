@@ -1,0 +1,121 @@
+"""How reports look in a terminal: live progress, the seeds table, generation totals, status.
+
+Only presentation lives here; the numbers come from the library's reports and status.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .stage import Report
+
+out = Console()
+err = Console(stderr=True)
+
+
+def say(text: str) -> None:
+    """One line on stdout, printed as is (no markup, no highlighting, no wrapping)."""
+    out.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+class Display:
+    """Live progress of a stage's report: a rich line on a terminal, a line every 10 s else."""
+
+    def __init__(self, stage: str, plain: bool) -> None:
+        self.stage = stage
+        self.live = None if plain or not err.is_terminal else Live(console=err, transient=True)
+        self._last = time.monotonic()  # the first line after a while, not at once
+
+    def __enter__(self) -> Display:
+        if self.live:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.live.__exit__(None, None, None)
+
+    def update(self, report: Report) -> None:
+        now = time.monotonic()
+        if now - self._last < (0.25 if self.live else 10.0):
+            return
+        self._last = now
+        if self.live:
+            self.live.update(Text(report.line()))
+        else:
+            err.print(f"{self.stage}: {report.line()}", highlight=False, markup=False)
+
+
+def show_line(report: Report, run: Path) -> None:
+    say(report.line())
+
+
+def show_seeds(report: Any, run: Path) -> None:
+    table = Table(title="seeds", title_justify="left")
+    for column in ("language", "requested", "found", "documents scanned"):
+        table.add_column(column, justify="left" if column == "language" else "right")
+    languages = report.languages
+    for lang, r in languages.items():
+        table.add_row(lang, f"{r.requested:,}", f"{r.found:,}", f"{r.documents:,}")
+    found = sum(r.found for r in languages.values())
+    table.add_row("total", f"{sum(r.requested for r in languages.values()):,}", f"{found:,}", "")
+    out.print(table)
+    for lang, r in languages.items():
+        if r.short:
+            err.print(
+                f"warning: {lang}: only {r.found:,} of {r.requested:,} seeds found "
+                f"({r.documents:,} documents scanned)",
+                highlight=False,
+            )
+
+
+def show_generated(stats: Any, run: Path) -> None:
+    say(f"generate: {stats.line()}")
+    states = ", ".join(f"{k} {n:,}" for k, n in sorted(stats.statuses.items())) or "nothing sent"
+    say(f"samples: {states}")
+    if stats.stopped_by_budget:
+        err.print("stopped: the next requests could exceed --max-cost", highlight=False)
+
+
+def show_status(report: dict[str, Any]) -> None:
+    say(f"run {report['run']}")
+    if not report["stages"]:
+        out.print("no stage has run yet")
+    for pushed in report["pushes"][-1:]:
+        say(
+            f"pushed {len(report['pushes'])} time(s); last to {pushed['repo_id']}@"
+            f"{pushed['revision']} (commit {pushed['commit_oid'][:12]}, {pushed['pushed_at']})"
+        )
+    for stage, info in report["stages"].items():
+        out.print(f"\n[bold]{stage}[/bold]: {info['status']}")
+        rows, docs = info.get("rows", {}), info["documents"]
+        table = Table(box=None, pad_edge=False)
+        for column in ("language", "rows", "requested", "documents", "dropped"):
+            table.add_column(column, justify="left" if column == "language" else "right")
+        summary = info["summary"] or {}
+        requests = {k: v["requested"] for k, v in summary.items() if isinstance(v, dict)}
+        others = sorted((set(rows) | set(docs) | set(info["drops"])) - set(requests))
+        for lang in [*requests, *others]:
+            dropped = ", ".join(f"{r} {n:,}" for r, n in info["drops"].get(lang, {}).items())
+            requested = requests.get(lang)
+            table.add_row(
+                lang,
+                f"{rows.get(lang, 0):,}",
+                f"{requested:,}" if requested is not None else "",
+                f"{docs.get(lang, {}).get('documents', 0):,}",
+                dropped or "-",
+            )
+        out.print(table)
+        if "cost_usd" in info:
+            failures = ", ".join(f"{k} {n:,}" for k, n in info["failures"].items()) or "none"
+            say(
+                f"tokens: {info['prompt_tokens']:,} prompt + {info['completion_tokens']:,} "
+                f"completion  spend: ${info['cost_usd']:,.4f}  failures: {failures}"
+            )

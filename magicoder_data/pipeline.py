@@ -1,0 +1,302 @@
+"""The pipeline: the ordered stages, and running any of them (or all) from Python.
+
+`STAGES` is the one place the order is written. `run_stage("clean", "runs/demo", {...})` runs
+one stage on a run directory, holding the run's writer lock while it writes;
+`run_pipeline("config.yaml")` (or a dict of the YAML's shape, or a `PipelineConfig`) runs every
+stage that has a section, in order, each resuming where it stopped and doing nothing when done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from .clean import Clean
+from .config import invalid_option
+from .decontam.stage import Decontaminate
+from .errors import ConfigError, InvalidOption
+from .export.stage import Export, Push
+from .generate import Generate
+from .lintseq.stage import LintSeq
+from .seeds import Sample
+from .stage import Progress, Report, Stage, stage_named
+from .store import DB_NAME, RunStore
+
+#: Every stage, in the order a run goes through them.
+STAGES: tuple[Stage[Any, Any], ...] = (
+    Sample(),
+    Generate(),
+    Clean(),
+    Decontaminate(),
+    LintSeq(),
+    Export(),
+    Push(),
+)
+
+
+class _PipelineBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: A run config: `run` (the run directory) and one optional section per stage, each that
+#: stage's Config (see `load_pipeline`).
+PipelineConfig: type[BaseModel] = create_model(
+    "PipelineConfig",
+    __base__=_PipelineBase,
+    run=(Path, ...),
+    **{stage.name: (stage.Config | None, None) for stage in STAGES},  # type: ignore[call-overload]
+)
+
+
+@contextmanager
+def open_run(stage: Stage[Any, Any], run: str | Path, wait: bool = False) -> Iterator[RunStore]:
+    """RUN opened as `stage` needs it: read-only for readers, else holding the writer lock
+    (created only by the first stage)."""
+    if not stage.writes:
+        store = RunStore.open(run, readonly=True)
+    else:
+        store = RunStore.open(run, create=stage is STAGES[0], wait=wait)
+    with store:
+        yield store
+
+
+def run_stage(
+    name: str,
+    run: str | Path,
+    config: BaseModel | dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    *,
+    wait: bool = False,
+) -> Report:
+    """Run one stage on RUN with its Config (a model or a dict of its keys); returns its report.
+
+    The config is validated before RUN is opened, so a bad setting changes nothing.
+    """
+    stage = stage_named(name)
+    if not isinstance(config, stage.Config):
+        config = stage.config(dict(config or {}))
+    if stage is STAGES[0] and not (Path(run) / DB_NAME).exists():
+        stage.check_new(config)
+    with open_run(stage, run, wait) as store:
+        return stage.run(store, config, progress)  # type: ignore[no-any-return]
+
+
+@dataclass
+class PipelineReport:
+    """Each stage's report, in order; `interrupted` when a stage stopped early (Ctrl-C)."""
+
+    run: Path
+    reports: dict[str, Report] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def load_pipeline(
+    config: BaseModel | dict[str, Any] | str | Path, source: str | None = None
+) -> BaseModel:
+    """A PipelineConfig from itself, a dict of the YAML's shape, or a YAML file's path.
+
+    Each section is validated strictly by its stage's Config; errors name the setting as the
+    file spells it (`generate.timeout`), and the file (`source`, or the path given).
+    """
+    if isinstance(config, str | Path):
+        source, config = str(config), read_yaml(Path(config))
+    if isinstance(config, PipelineConfig):
+        return config
+    where = f" in {source}" if source else ""
+    if not isinstance(config, dict) or not isinstance(config.get("run"), str | Path):
+        raise ConfigError(f"{source or 'the run config'} needs `run: DIR` naming the run directory")
+    names = [stage.name for stage in STAGES]
+    for key in config:
+        if key != "run" and key not in names:
+            raise ConfigError(f"unknown key {key!r}{where}; use run, {', '.join(names)}")
+    sections = {
+        stage.name: _section(stage, config[stage.name], where)
+        for stage in STAGES
+        if stage.name in config
+    }
+    if not sections:
+        raise ConfigError(
+            f"{source or 'the run config'} names no stage; add sections such as `sample:` "
+            "and `generate:`"
+        )
+    return PipelineConfig(run=Path(config["run"]), **sections)  # type: ignore[call-arg]
+
+
+def _section(stage: Stage[Any, Any], section: Any, where: str) -> BaseModel:
+    """One section as its stage's Config, checked strictly (as JSON is: `"5"` is no integer)."""
+    import json
+
+    section = {} if section is None else section
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"section {stage.name}{where} must hold settings (`key: value` lines), not {section!r}"
+        )
+    try:
+        return stage.Config.model_validate_json(json.dumps(section, default=str), strict=True)
+    except InvalidOption as exc:
+        raise ConfigError(
+            f"invalid setting {stage.name}.{exc.field}{where}: {exc.reason}"
+        ) from None
+    except ValidationError as exc:
+        unknown = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if unknown:  # a misspelt key, before the key it was meant to be is missing
+            key = f"{stage.name}.{'.'.join(map(str, unknown[0]['loc']))}"
+            known = ", ".join(sorted(stage.Config.model_fields))
+            raise ConfigError(f"unknown setting {key}{where}; known: {known}") from None
+        first, problem = exc.errors()[0], invalid_option(exc)
+        key = f"{stage.name}.{problem.field}"
+        if first["type"] == "missing":
+            raise ConfigError(f"section {stage.name}{where} needs `{problem.field}`") from None
+        raise ConfigError(f"invalid setting {key}{where}: {problem.reason}") from None
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data; ConfigError for a file that is missing or is not YAML."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"cannot read config file {path}: {reason}") from None
+
+
+def run_pipeline(
+    config: BaseModel | dict[str, Any] | str | Path,
+    progress: Progress | None = None,
+    *,
+    wait: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+    source: str | None = None,
+) -> PipelineReport:
+    """Run every stage that has a section, in order; each resumes, and is a no-op when done.
+
+    Every section is validated before the first stage starts. `on_stage(name)` is called as
+    each stage begins. Stops after a stage that was interrupted. `source` names the config in
+    errors when it is given as a dict.
+    """
+    pipeline = load_pipeline(config, source)
+    where = f" in {source or config}" if source or isinstance(config, str | Path) else ""
+    report = PipelineReport(Path(pipeline.run))  # type: ignore[attr-defined]
+    for stage in STAGES:
+        section = getattr(pipeline, stage.name)
+        if section is None:
+            continue
+        if on_stage:
+            on_stage(stage.name)
+        try:
+            done = run_stage(stage.name, report.run, section, progress, wait=wait)
+        except InvalidOption as exc:
+            if not exc.field:
+                raise ConfigError(f"section {stage.name}{where}: {exc.reason}") from None
+            raise ConfigError(
+                f"invalid setting {stage.name}.{exc.field}{where}: {exc.reason}"
+            ) from None
+        report.reports[stage.name] = done
+        if getattr(done, "interrupted", False):
+            report.interrupted = True
+            break
+    return report
+
+
+def funnel(store: RunStore) -> dict[str, dict[str, int]]:
+    """Per language, what is left after each stage that ran: seeds, parsed, cleaned, ..."""
+    columns = {
+        stage.funnel: stage.funnel_counts(store)
+        for stage in STAGES
+        if stage.funnel and store.stage_status(stage.name)
+    }
+    languages: dict[str, dict[str, int]] = {}
+    for column, counts in columns.items():
+        for language, count in counts.items():
+            languages.setdefault(language, dict.fromkeys(columns, 0))[column] = count
+    return dict(sorted(languages.items()))
+
+
+@dataclass
+class StageStatus:
+    """Where one stage stands: its state, summary, drops, and what it adds (rows, spend...)."""
+
+    status: str
+    started_at: str
+    finished_at: str | None
+    summary: dict[str, Any] | None
+    drops: dict[str, dict[str, int]]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "summary": self.summary,
+            "drops": self.drops,
+            "documents": {},
+            **self.fields,
+        }
+
+
+@dataclass
+class RunStatus:
+    """Every stage that ran, and where the run was published."""
+
+    run: str
+    stages: dict[str, StageStatus]
+    pushes: list[Any]
+
+    def as_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {
+            "run": self.run,
+            "stages": {name: info.as_json() for name, info in self.stages.items()},
+            "pushes": [asdict(push) for push in self.pushes],
+        }
+
+
+def run_status(store: RunStore) -> RunStatus:
+    """Counts per stage: status, rows per language, drops per language and reason."""
+    from .export.stage import pushes
+
+    order = {stage.name: stage for stage in STAGES}
+    stages = {}
+    for record in store.stage_records():
+        stage = order.get(record.stage)
+        stages[record.stage] = StageStatus(
+            record.status,
+            record.started_at,
+            record.finished_at,
+            record.summary,
+            store.drop_counts(record.stage),
+            stage.status_fields(store) if stage else {},
+        )
+    return RunStatus(str(store.root), stages, pushes(store))
+
+
+def dump_rows(store: RunStore, what: str) -> Iterator[Any]:
+    """The typed rows `magicoder-data dump RUN WHAT` writes: seeds, samples, lintseq or drops."""
+    from .generate import iter_samples
+    from .lintseq.stage import iter_lintseq
+    from .seeds import iter_seeds
+
+    dumps: dict[str, Callable[[RunStore], Iterator[Any]]] = {
+        "seeds": iter_seeds,
+        "samples": iter_samples,
+        "lintseq": iter_lintseq,
+        "drops": RunStore.iter_drops,
+    }
+    if what not in dumps:
+        raise ConfigError(f"unknown stage {what!r}; dumpable: {', '.join(dumps)}")
+    if what == "seeds" and store.stage_status(STAGES[0].name) != "complete":
+        raise ConfigError(
+            f"{store.root}: sampling has not finished; run `magicoder-data sample "
+            f"{store.root}` first"
+        )
+    return dumps[what](store)

@@ -1,0 +1,134 @@
+"""The one contract every stage follows, so the CLI, `run_pipeline`, export and the funnel can
+treat stages alike.
+
+A stage has a `name`, a pydantic `Config` (the options of its command and the keys of its
+section in a run config), the stages it `requires`, and one `run(store, config, progress)`
+that returns a report. The ordered list of stages is `magicoder_data.pipeline.STAGES`; what
+depends on the order (which drops remove a sample, the funnel's columns, what export checks)
+is derived from that list, never written out again.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from .config import build
+from .errors import RunError
+
+if TYPE_CHECKING:
+    from .store import RunStore
+
+C = TypeVar("C", bound=BaseModel)
+R = TypeVar("R", bound="Report")
+
+
+class Report(ABC):
+    """What a stage did; `line()` says it in one line, for logs, progress and the CLI."""
+
+    @abstractmethod
+    def line(self) -> str: ...
+
+
+#: Called with the stage's report so far, as often as the stage likes; displays rate-limit it.
+Progress = Callable[[Report], None]
+
+
+class Stage(ABC, Generic[C, R]):
+    """One step of the pipeline. Subclasses set the class attributes and implement `run`."""
+
+    name: ClassVar[str]
+    #: The stage's settings: its command's options and its section in a run config.
+    Config: ClassVar[type[BaseModel]]
+    #: Stages that must have stored work before this one can run.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: Whether it writes the run (and so holds the run's writer lock while it runs).
+    writes: ClassVar[bool] = True
+    #: Whether its drops remove a sample from the dataset (clean, decontaminate).
+    filters: ClassVar[bool] = False
+    #: The funnel column it adds: samples left after it, per language.
+    funnel: ClassVar[str | None] = None
+    #: A query that finds a row only once the stage has stored work: from then on its stored
+    #: config may not change.
+    progress_sql: ClassVar[str | None] = None
+
+    @abstractmethod
+    def run(self, store: RunStore, config: C, progress: Progress | None = None) -> R:
+        """Do (or resume) the stage's work on `store`; idempotent."""
+
+    def config(self, values: dict[str, Any]) -> C:
+        """`values` validated into this stage's Config (InvalidOption names a bad key)."""
+        return build(self.Config, values)  # type: ignore[return-value]
+
+    def check_ready(self, store: RunStore) -> None:
+        """Refuse to run before the stages this one reads from."""
+        for needed in self.requires:
+            if store.stage_status(needed) is None:
+                raise RunError(
+                    f"{store.root}: run `magicoder-data {needed} {store.root}` first; "
+                    f"{self.name} reads what it stores"
+                )
+
+    def check_new(self, config: C) -> None:
+        """Refuse, before RUN is created, a config that cannot start a new run."""
+
+    def unseen(self, store: RunStore) -> int:
+        """Samples stored upstream after this stage finished (so it must run again)."""
+        return 0
+
+    def funnel_counts(self, store: RunStore) -> dict[str, int]:
+        """Per language, how many samples are left after this stage (for `funnel`); a
+        filtering stage's default: parsed samples that neither it nor an earlier one dropped."""
+        from .store import dropped_by
+
+        if not self.filters:
+            return {}
+        return store.pairs(
+            "SELECT s.language, COUNT(*) FROM samples x JOIN seeds s ON s.id = x.seed_id "
+            f"WHERE {kept_sql(self.name)} AND x.seed_id NOT IN {dropped_by(self.name)} "
+            "GROUP BY 1"
+        )
+
+    def dropped(self, store: RunStore) -> Counter[str]:
+        """What the stage discarded, per reason (its drops in the ledger)."""
+        return store.drop_totals(self.name)
+
+    def status_fields(self, store: RunStore) -> dict[str, Any]:
+        """What `status` shows for this stage beyond state, summary and drops."""
+        return {}
+
+
+def stage_named(name: str) -> Stage[Any, Any]:
+    """The stage called `name`; ConfigError listing the stages for any other name."""
+    from .errors import ConfigError
+    from .pipeline import STAGES
+
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise ConfigError(f"unknown stage {name!r}; use {', '.join(s.name for s in STAGES)}")
+
+
+def filters_before(name: str | None) -> tuple[str, ...]:
+    """Names of the filtering stages that come before `name` (all of them for None)."""
+    from .pipeline import STAGES
+
+    names: list[str] = []
+    for stage in STAGES:
+        if stage.name == name:
+            break
+        if stage.filters:
+            names.append(stage.name)
+    return tuple(names)
+
+
+def kept_sql(before: str | None = None) -> str:
+    """SQL condition on samples (alias x): parsed, and dropped by no filtering stage that comes
+    before `before` (by none at all for None)."""
+    from .store import dropped_by
+
+    return f"x.status = 'ok' AND x.seed_id NOT IN {dropped_by(*filters_before(before))}"

@@ -1,0 +1,23 @@
+"""The public surface is exactly `__all__` (as httpx's test_exported_members does)."""
+
+from types import ModuleType
+
+import magicoder_data
+
+
+def test_all_lists_every_public_name_and_only_those():
+    public = {
+        name
+        for name, value in vars(magicoder_data).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType)
+    }
+    assert sorted(public | {"__version__"}) == sorted(magicoder_data.__all__)
+
+
+def test_every_stage_is_on_the_contract():
+    names = [stage.name for stage in magicoder_data.STAGES]
+    assert names == ["sample", "generate", "clean", "decontaminate", "lintseq", "export", "push"]
+    for stage in magicoder_data.STAGES:
+        assert isinstance(stage, magicoder_data.Stage)
+        assert stage.Config.model_config.get("extra") == "forbid", stage.name
+        assert set(stage.requires) <= set(names[: names.index(stage.name)]), stage.name
