@@ -6,10 +6,10 @@ stage with `run_stage("clean", "runs/demo", {"min_problem": 20})`. The public su
 ``__all__`` lists; everything else may change between releases.
 """
 
-from .clean import CleanConfig, CleanOptions, CleanReport
+from .clean import CleanConfig, CleanOptions
 from .config import GenerateConfig, SampleConfig
 from .corpus import bundled_corpus, open_source
-from .decontam.stage import DecontaminateReport, ScanOptions
+from .decontam.stage import ScanOptions
 from .errors import (
     ConfigError,
     HubError,
@@ -38,7 +38,7 @@ from .pipeline import (
 )
 from .records import Document, Drop, Seed
 from .seeds import LanguageReport, SampleOptions, SampleReport, draw_seeds
-from .stage import Progress, Report, Stage
+from .stage import DropReport, Progress, Report, Stage
 from .store import RunStore
 
 __version__ = "0.1.0"
@@ -49,11 +49,10 @@ __all__ = [
     "STAGES",
     "CleanConfig",
     "CleanOptions",
-    "CleanReport",
     "ConfigError",
-    "DecontaminateReport",
     "Document",
     "Drop",
+    "DropReport",
     "ExportOptions",
     "ExportReport",
     "GenerateConfig",

@@ -16,9 +16,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
@@ -28,7 +27,7 @@ from .config import OPTIONS, StrictModel, build
 from .generate import ParsedSample, count_parsed, parsed_samples
 from .languages import LANGUAGES
 from .records import Drop
-from .stage import Progress, Report, Stage
+from .stage import DropReport, Progress, Stage
 from .store import RunStore
 from .syntax import has_errors
 
@@ -204,7 +203,9 @@ class NearDuplicates:
 def clean_samples(samples: Iterable[ParsedSample], config: CleanConfig) -> list[Drop]:
     """The drops among `samples` (in seed order): failed checks, then duplicates."""
     checks = [cls(config) for cls in CHECKS]
-    seen: dict[str, dict[bytes, int]] = {"seed": {}, "problem": {}, "solution": {}}
+    # Duplicate reasons name the seed as users know it; the attribute holds its snippet.
+    fields = {"seed": "snippet", "problem": "problem", "solution": "solution"}
+    seen: dict[str, dict[bytes, int]] = {name: {} for name in fields}
     near = (
         NearDuplicates(config.near_duplicate, config.num_perm)
         if config.near_duplicate < 1
@@ -215,7 +216,7 @@ def clean_samples(samples: Iterable[ParsedSample], config: CleanConfig) -> list[
         seed_id, language = sample.seed_id, sample.language
         reason = next((r for c in checks if (r := c.check(sample))), None)
         detail = None
-        keys = {field: _normalised(getattr(sample, field)) for field in seen}
+        keys = {name: _normalised(getattr(sample, field)) for name, field in fields.items()}
         if reason is None:
             for field, key in keys.items():
                 if key in seen[field]:
@@ -256,18 +257,7 @@ class CleanOptions(StrictModel):
         return self
 
 
-@dataclass
-class CleanReport(Report):
-    """Samples dropped per reason, over the whole run."""
-
-    dropped: Counter[str]
-
-    def line(self) -> str:
-        detail = ", ".join(f"{r} {n:,}" for r, n in sorted(self.dropped.items())) or "none"
-        return f"clean: {sum(self.dropped.values()):,} samples dropped ({detail})"
-
-
-class Clean(Stage[CleanOptions, CleanReport]):
+class Clean(Stage[CleanOptions, DropReport]):
     """Drop duplicates, near-duplicates and broken samples, counting each reason.
 
     Options left out keep the values RUN's clean was started with.
@@ -281,7 +271,7 @@ class Clean(Stage[CleanOptions, CleanReport]):
 
     def run(
         self, store: RunStore, config: CleanOptions, progress: Progress | None = None
-    ) -> CleanReport:
+    ) -> DropReport:
         self.check_ready(store)
         stored = store.stage_config(STAGE) or {}
         settings = build(CleanConfig, {**stored, **config.model_dump(exclude_none=True)})
@@ -290,7 +280,7 @@ class Clean(Stage[CleanOptions, CleanReport]):
         if store.stage_status(STAGE) != "complete" or self.unseen(store):
             drops = clean_samples(parsed_samples(store), settings)
             store.replace_drops(STAGE, drops, summary={"checked": count_parsed(store)})
-        return CleanReport(store.drop_totals(STAGE))
+        return DropReport(STAGE, store.drop_totals(STAGE))
 
     def unseen(self, store: RunStore) -> int:
         """Clean checks every parsed sample at once and records how many it checked."""

@@ -146,7 +146,7 @@ class ParsedSample:
 
     seed_id: int
     language: str
-    seed: str
+    snippet: str  # the seed snippet the sample was written from
     problem: str
     solution: str
     solution_lang: str | None
@@ -236,7 +236,7 @@ def iter_samples(store: RunStore) -> Iterator[SampleRow]:
 def parsed_samples(store: RunStore) -> Iterator[ParsedSample]:
     """Every sample that parsed into problem and solution, with its seed, in seed order."""
     return store.rows(
-        "SELECT x.seed_id, s.language, s.snippet AS seed, x.problem, x.solution, "
+        "SELECT x.seed_id, s.language, s.snippet, x.problem, x.solution, "
         "x.solution_lang, x.solution_code FROM samples x JOIN seeds s ON s.id = x.seed_id "
         "WHERE x.status = 'ok' ORDER BY x.seed_id",
         as_=ParsedSample,

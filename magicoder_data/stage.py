@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 C = TypeVar("C", bound=BaseModel)
 R = TypeVar("R", bound="Report")
+T = TypeVar("T")
 
 
 class Report(ABC):
@@ -32,6 +34,18 @@ class Report(ABC):
 
     @abstractmethod
     def line(self) -> str: ...
+
+
+@dataclass
+class DropReport(Report):
+    """What a filtering stage dropped, per reason, over the whole run."""
+
+    stage: str
+    dropped: Counter[str]
+
+    def line(self) -> str:
+        detail = ", ".join(f"{r} {n:,}" for r, n in sorted(self.dropped.items())) or "none"
+        return f"{self.stage}: {sum(self.dropped.values()):,} samples dropped ({detail})"
 
 
 #: Called with the stage's report so far, as often as the stage likes; displays rate-limit it.
@@ -55,6 +69,9 @@ class Stage(ABC, Generic[C, R]):
     #: A query that finds a row only once the stage has stored work: from then on its stored
     #: config may not change.
     progress_sql: ClassVar[str | None] = None
+    #: A condition on kept samples (alias x) that this stage has not handled yet: what it reads,
+    #: and what `unseen` counts once it has finished and more samples were generated.
+    pending_sql: ClassVar[str | None] = None
 
     @abstractmethod
     def run(self, store: RunStore, config: C, progress: Progress | None = None) -> R:
@@ -78,7 +95,28 @@ class Stage(ABC, Generic[C, R]):
 
     def unseen(self, store: RunStore) -> int:
         """Samples stored upstream after this stage finished (so it must run again)."""
-        return 0
+        if self.pending_sql is None or store.stage_status(self.name) != "complete":
+            return 0
+        return int(
+            store.value(
+                f"SELECT COUNT(*) FROM samples x WHERE {kept_sql(self.name)} AND {self.pending_sql}"
+            )
+        )
+
+    def pending(
+        self, store: RunStore, columns: str, chunk: int, as_: Callable[..., T]
+    ) -> Iterator[list[T]]:
+        """Chunks of the kept samples this stage has not handled yet, by seed id, as `as_` of
+        `columns` (of `samples x` joined with `seeds s`)."""
+        return store.pages(
+            f"SELECT {columns} FROM samples x JOIN seeds s ON s.id = x.seed_id "
+            f"WHERE {kept_sql(self.name)} AND {self.pending_sql} "
+            "AND x.seed_id > ? ORDER BY x.seed_id LIMIT ?",
+            (),
+            "seed_id",
+            chunk,
+            as_,
+        )
 
     def funnel_counts(self, store: RunStore) -> dict[str, int]:
         """Per language, how many samples are left after this stage (for `funnel`); a

@@ -27,7 +27,7 @@ def sample(seed_id: int = 0, **overrides: object) -> ParsedSample:
     base = {
         "seed_id": seed_id,
         "language": "python",
-        "seed": f"x = {seed_id}",
+        "snippet": f"x = {seed_id}",
         "problem": PROBLEM,
         "solution_lang": "python",
         "solution_code": CODE,
@@ -106,8 +106,8 @@ def test_valid_code_in_other_languages_and_abstract_methods_pass():
 def test_exact_duplicates_keep_the_first_copy():
     samples = [
         sample(0),
-        sample(1, problem=PROBLEM.replace(" ", "   "), seed="y = 1"),  # same problem, respaced
-        sample(2, seed="x = 0", problem=PROBLEM + " Also handle empty lists."),  # same seed
+        sample(1, problem=PROBLEM.replace(" ", "   "), snippet="y = 1"),  # same problem, respaced
+        sample(2, snippet="x = 0", problem=PROBLEM + " Also handle empty lists."),  # same seed
     ]
     assert reasons(samples, near_duplicate=1.0) == {1: "duplicate_problem", 2: "duplicate_seed"}
 
@@ -130,11 +130,11 @@ def test_near_duplicates_by_minhash():
         sample(0, solution_code=documented),
         sample(
             1,
-            seed="a",
+            snippet="a",
             problem=PROBLEM.replace("returns", "gives back"),
             solution_code=documented + "  # O(n k)",
         ),
-        sample(2, seed="b", problem=other, solution_code=code),
+        sample(2, snippet="b", problem=other, solution_code=code),
     ]
     assert reasons(samples) == {1: "near_duplicate"}
     assert reasons(samples, near_duplicate=1.0) == {}
@@ -155,10 +155,10 @@ def test_clean_cli_counts_reasons_and_decontaminate_skips_dropped(tmp_path: Path
 def test_a_dropped_sample_is_nobodys_first_copy():
     samples = [
         sample(0),
-        sample(1, seed="shared", problem=PROBLEM),  # duplicate problem of 0: dropped
+        sample(1, snippet="shared", problem=PROBLEM),  # duplicate problem of 0: dropped
         sample(
             2,
-            seed="shared",
+            snippet="shared",
             problem=PROBLEM + " Also accept tuples.",
             solution_code=CODE.replace("values[i:i + k]", "list(values)[i:i + k]"),
         ),

@@ -9,7 +9,6 @@ evidence stays in the `contamination` table.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -18,15 +17,15 @@ from pydantic import field_validator, model_validator
 from ..config import StrictModel, build
 from ..errors import ConfigError
 from ..records import Drop
-from ..stage import Progress, Report, Stage, kept_sql
+from ..stage import DropReport, Progress, Stage
 from ..store import RunStore
 from .benchmarks import BenchmarkItem
 from .methods import METHODS, Match, Scanner, Settings
 
 STAGE = "decontaminate"
 DEFAULTS = Settings()
-#: Samples still to scan (alias x): kept by earlier stages and not scanned yet.
-PENDING = "x.seed_id NOT IN (SELECT seed_id FROM similarity)"
+#: Samples scanned per transaction: a killed scan resumes after the last one.
+CHUNK = 2_000
 
 
 class ScanOptions(StrictModel):
@@ -120,32 +119,7 @@ class ToScan:
     solution: str | None
 
 
-def samples_to_scan(store: RunStore, chunk: int = 2_000) -> Iterator[list[ToScan]]:
-    """Chunks of kept samples that are not scanned yet, by seed id."""
-    return store.pages(
-        "SELECT x.seed_id, s.language, x.problem, x.solution FROM samples x "
-        f"JOIN seeds s ON s.id = x.seed_id WHERE {kept_sql(STAGE)} AND {PENDING} "
-        "AND x.seed_id > ? ORDER BY x.seed_id LIMIT ?",
-        (),
-        "seed_id",
-        chunk,
-        ToScan,
-    )
-
-
-@dataclass
-class DecontaminateReport(Report):
-    """Samples dropped per benchmark/method, over the whole run."""
-
-    dropped: Counter[str]
-    scanned: int = 0  # samples scanned by this call
-
-    def line(self) -> str:
-        detail = ", ".join(f"{r} {n:,}" for r, n in sorted(self.dropped.items())) or "none"
-        return f"decontaminate: {sum(self.dropped.values()):,} samples dropped ({detail})"
-
-
-class Decontaminate(Stage[ScanOptions, DecontaminateReport]):
+class Decontaminate(Stage[ScanOptions, DropReport]):
     """Drop samples that overlap benchmarks, keeping the evidence of each match.
 
     Options left out keep the values RUN's decontamination was started with.
@@ -157,32 +131,27 @@ class Decontaminate(Stage[ScanOptions, DecontaminateReport]):
     filters = True
     funnel = "decontaminated"
     progress_sql = "SELECT 1 FROM similarity LIMIT 1"
+    pending_sql = "x.seed_id NOT IN (SELECT seed_id FROM similarity)"
 
     def run(
         self, store: RunStore, config: ScanOptions, progress: Progress | None = None
-    ) -> DecontaminateReport:
+    ) -> DropReport:
         """Scan what is left to scan, with the benchmark index built once."""
         self.check_ready(store)
         stored = store.stage_config(STAGE)
         settings, items = config.settings(stored)
         store.begin_stage(STAGE, config.resolved(stored), self.progress_sql)
         scanner = Scanner(items, settings)
-        report = DecontaminateReport(Counter())
-        for chunk in samples_to_scan(store):
+        report = DropReport(STAGE, Counter())
+        columns = "x.seed_id, s.language, x.problem, x.solution"
+        for chunk in self.pending(store, columns, CHUNK, ToScan):
             _record(store, chunk, items, scanner)
-            report.scanned += len(chunk)
             if progress:
+                report.dropped = store.drop_totals(STAGE)
                 progress(report)
         store.finish_stage(STAGE, {})
         report.dropped = store.drop_totals(STAGE)
         return report
-
-    def unseen(self, store: RunStore) -> int:
-        if store.stage_status(STAGE) != "complete":
-            return 0
-        return int(
-            store.value(f"SELECT COUNT(*) FROM samples x WHERE {kept_sql(STAGE)} AND {PENDING}")
-        )
 
 
 def _record(

@@ -121,7 +121,7 @@ class KeptSample:
 
     seed_id: int
     language: str
-    seed: str
+    snippet: str  # the seed snippet (the `seed` column of Magicoder's schema)
     system_fingerprint: str | None
     problem: str
     solution: str
@@ -130,7 +130,7 @@ class KeptSample:
 def kept_samples(store: RunStore) -> Iterator[KeptSample]:
     """Every kept sample, in seed order."""
     return store.rows(
-        "SELECT x.seed_id, s.language, s.snippet AS seed, x.system_fingerprint, x.problem, "
+        "SELECT x.seed_id, s.language, s.snippet, x.system_fingerprint, x.problem, "
         f"x.solution FROM samples x JOIN seeds s ON s.id = x.seed_id WHERE {kept_sql()} "
         "ORDER BY x.seed_id",
         as_=KeptSample,

@@ -41,7 +41,7 @@ def _rows(store: RunStore, config: str) -> Iterator[dict[str, Any]]:
                 "lang": row.language,
                 "raw_index": row.seed_id,
                 "index": index,
-                "seed": row.seed,
+                "seed": row.snippet,
                 "openai_fingerprint": row.system_fingerprint or "",
                 "problem": row.problem,
                 "solution": row.solution,

@@ -1,8 +1,8 @@
 """LintSeq over programs: one record per sampled edit sequence, each verified before it is kept.
 
-`edit_sequences` is the pure core (a program in, records or a rejection reason out); `run_stage`
-applies it to a run's kept samples, `run_file` to any instruction+program dataset. Programs are
-spread over worker processes; none of them is ever executed.
+`edit_sequences` is the pure core (a program in, records or a rejection reason out); the
+`LintSeq` stage applies it to a run's kept samples, `run_file` to any instruction+program
+dataset. Programs are spread over worker processes; none of them is ever executed.
 """
 
 from __future__ import annotations
@@ -110,34 +110,29 @@ def _linting(workers: int) -> Iterator[Callable[[list[Task]], list[Result]]]:
         yield lambda tasks: pool.map(process, tasks, chunksize=4)
 
 
-def run_stage(store: RunStore, config: LintSeqConfig, workers: int) -> Counter[str]:
-    """LintSeq over the solutions `clean` and `decontaminate` kept; returns outcomes."""
-    store.begin_stage(STAGE, asdict(config), LintSeq.progress_sql)
+def _lint_page(
+    store: RunStore,
+    page: list[Program],
+    config: LintSeqConfig,
+    lint: Callable[[list[Task]], list[Result]],
+) -> Counter[str]:
+    """Lint one page of programs; store its edit sequences and rejections together."""
+    tasks = [(str(p.seed_id), p.solution_code, p.language, config) for p in page]
     outcome: Counter[str] = Counter()
-    with _linting(workers) as lint:
-        for page in programs_to_lint(store, BATCH):
-            tasks = [(str(p.seed_id), p.solution_code, p.language, config) for p in page]
-            sequences, drops = [], []
-            for program, (found, reason) in zip(page, lint(tasks), strict=True):
-                if reason:
-                    drops.append(Drop(program.language, reason, str(program.seed_id)))
-                    outcome[reason] += 1
-                else:
-                    sequences += [
-                        (program.seed_id, r["sample"], json.dumps(r["edits"]), r["text"])
-                        for r in found
-                    ]
-                    outcome["ok"] += 1
-            with store.transaction() as conn:
-                conn.executemany("INSERT INTO lintseq VALUES (?, ?, ?, ?)", sequences)
-                store.insert_drops(conn, STAGE, drops)
-    total = Counter(store.stage_summary(STAGE) or {}) + outcome
-    store.finish_stage(STAGE, dict(total))
+    sequences, drops = [], []
+    for program, (found, reason) in zip(page, lint(tasks), strict=True):
+        if reason:
+            drops.append(Drop(program.language, reason, str(program.seed_id)))
+            outcome[reason] += 1
+        else:
+            sequences += [
+                (program.seed_id, r["sample"], json.dumps(r["edits"]), r["text"]) for r in found
+            ]
+            outcome["ok"] += 1
+    with store.transaction() as conn:
+        conn.executemany("INSERT INTO lintseq VALUES (?, ?, ?, ?)", sequences)
+        store.insert_drops(conn, STAGE, drops)
     return outcome
-
-
-#: Kept programs (alias x) that LintSeq has neither turned into edits nor rejected.
-PENDING = f"x.seed_id NOT IN {dropped_by(STAGE)} AND x.seed_id NOT IN (SELECT seed_id FROM lintseq)"
 
 
 @dataclass(frozen=True)
@@ -148,19 +143,6 @@ class Program:
     language: str
     problem: str | None
     solution_code: str
-
-
-def programs_to_lint(store: RunStore, chunk: int = 256) -> Iterator[list[Program]]:
-    """Chunks of kept solutions that LintSeq has not handled yet."""
-    return store.pages(
-        "SELECT x.seed_id, s.language, x.problem, x.solution_code FROM samples x "
-        f"JOIN seeds s ON s.id = x.seed_id WHERE {kept_sql(STAGE)} AND {PENDING} "
-        "AND x.seed_id > ? ORDER BY x.seed_id LIMIT ?",
-        (),
-        "seed_id",
-        chunk,
-        Program,
-    )
 
 
 @dataclass(frozen=True)
@@ -236,20 +218,26 @@ class LintSeq(Stage[LintSeqOptions, LintSeqReport]):
     Config = LintSeqOptions
     requires = ("generate",)
     progress_sql = "SELECT 1 FROM lintseq LIMIT 1"
+    pending_sql = (
+        f"x.seed_id NOT IN {dropped_by(STAGE)} AND x.seed_id NOT IN (SELECT seed_id FROM lintseq)"
+    )
 
     def run(
         self, store: RunStore, config: LintSeqOptions, progress: Progress | None = None
     ) -> LintSeqReport:
         self.check_ready(store)
         settings = config.settings(store.stage_config(STAGE))
-        return LintSeqReport(run_stage(store, settings, config.workers))
-
-    def unseen(self, store: RunStore) -> int:
-        if store.stage_status(STAGE) != "complete":
-            return 0
-        return int(
-            store.value(f"SELECT COUNT(*) FROM samples x WHERE {kept_sql(STAGE)} AND {PENDING}")
-        )
+        store.begin_stage(STAGE, asdict(settings), self.progress_sql)
+        report = LintSeqReport(Counter())
+        columns = "x.seed_id, s.language, x.problem, x.solution_code"
+        with _linting(config.workers) as lint:
+            for page in self.pending(store, columns, BATCH, Program):
+                report.outcome += _lint_page(store, page, settings, lint)
+                if progress:
+                    progress(report)
+        total = Counter(store.stage_summary(STAGE) or {}) + report.outcome
+        store.finish_stage(STAGE, dict(total))
+        return report
 
 
 @dataclass(frozen=True)
