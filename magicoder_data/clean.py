@@ -265,6 +265,7 @@ class Clean(Stage[CleanOptions, DropReport]):
 
     name = STAGE
     Config = CleanOptions
+    example = "magicoder-data clean runs/demo --near-duplicate 0.8"
     requires = ("generate",)
     filters = True
     funnel = "cleaned"

@@ -33,8 +33,8 @@ from .display import (
     show_status,
 )
 from .errors import ConfigError, InvalidOption, MagicoderDataError
-from .pipeline import STAGES, read_yaml, run_pipeline, run_stage
-from .stage import Stage
+from .pipeline import STAGES, display_settings, read_yaml, run_pipeline, run_stage
+from .stage import Report, Stage
 
 app = typer.Typer(
     help="Build OSS-Instruct code-instruction datasets the Magicoder way.",
@@ -43,22 +43,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
-#: A copy-pasteable example per command, shown at the end of its help.
-EXAMPLES = {
-    "sample": "magicoder-data sample runs/demo --source bundled --total 900",
-    "generate": "magicoder-data generate runs/demo --model gpt-4o-mini --concurrency 256 "
-    "--max-cost 5",
-    "clean": "magicoder-data clean runs/demo --near-duplicate 0.8",
-    "decontaminate": "magicoder-data decontaminate runs/demo --benchmarks humaneval,mbpp=m.jsonl",
-    "lintseq": "magicoder-data lintseq --input data.jsonl --output edits.jsonl -s 5",
-    "export": "magicoder-data export runs/demo --out dataset/ --config all",
-    "push": "magicoder-data push runs/demo --repo-id my-org/oss-instruct-75k --private",
-}
 #: Short forms of options, beside their long names.
 SHORT = {"samples": "-s"}
-#: Keys a run config's sections may hold beside their stage's settings: how the CLI shows
-#: progress and waits, not what the stage does.
-DISPLAY_KEYS = ("plain", "wait")
 
 RunArg = Annotated[Path, typer.Argument(help="Run directory, made by `magicoder-data sample`.")]
 PlainOpt = Annotated[bool, typer.Option(help="Plain log lines instead of a live display.")]
@@ -93,7 +79,7 @@ def _option(name: str, model: type[BaseModel]) -> inspect.Parameter:
     field = model.model_fields[name]
     kind = _cli_type(field.annotation)
     help = " ".join((field.description or "").split())
-    default = field.get_default(call_default_factory=True)
+    default = None if field.is_required() else field.get_default(call_default_factory=True)
     if default not in (None, False, [], "") and "default" not in help and "(" not in help[-6:]:
         help += f" (default {default})"
     decls = [SHORT[name], "--" + name.replace("_", "-")] if name in SHORT else []
@@ -137,7 +123,8 @@ def _command(
         body(**values)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    command.__doc__ = f"{inspect.getdoc(stage)}\n\nExample: {EXAMPLES[stage.name]}"
+    example = f"\n\nExample: {stage.example}" if stage.example else ""
+    command.__doc__ = f"{inspect.getdoc(stage)}{example}"
     command.__name__ = stage.name
     app.command(stage.name)(command)
 
@@ -182,7 +169,8 @@ def _lintseq(
         raise ConfigError("give a RUN or --input FILE --output FILE, not both")
     config = build(LintSeqOptions, {k: v for k, v in options.items() if v is not None})
     if run is not None:
-        report = run_stage("lintseq", run, config, wait=wait)
+        with Display("lintseq", plain) as display:
+            report = run_stage("lintseq", run, config, display.update, wait=wait)
         say(f"{report.line()} -> {run} (magicoder-data dump {run} lintseq)")
         return
     if input is None or output is None:
@@ -291,29 +279,27 @@ def run_config(
     Example: magicoder-data run examples/oss-instruct-75k.yaml
     """
     data = read_yaml(config_file)
-    plain = False
-    for stage, section in data.items() if isinstance(data, dict) else []:
-        for key in DISPLAY_KEYS:
-            if not isinstance(section, dict) or key not in section:
-                continue
-            value = section.pop(key)
-            if not isinstance(value, bool):
-                raise ConfigError(
-                    f"invalid setting {stage}.{key} in {config_file}: "
-                    f"input should be a valid boolean (got {value!r})"
-                )
-            plain, wait = plain or (key == "plain" and value), wait or (key == "wait" and value)
-    with Display("run", plain) as display:
-        report = run_pipeline(
+    shown = display_settings(data) if isinstance(data, dict) else {}
+    run = Path(data["run"]) if isinstance(data, dict) and isinstance(data.get("run"), str) else None
+
+    def started(name: str) -> None:
+        display.stage = name
+        err.print(f"== {name}", highlight=False)
+
+    def finished(name: str, report: Report) -> None:
+        assert run is not None  # a config without `run` fails before any stage
+        SHOW.get(name, show_line)(report, run)
+        _check_interrupted(report, run)
+
+    with Display("run", shown.get("plain", False)) as display:
+        run_pipeline(
             data,
             display.update,
-            wait=wait,
-            on_stage=lambda name: err.print(f"== {name}", highlight=False),
+            wait=wait or shown.get("wait", False),
+            on_stage=started,
+            on_report=finished,
             source=str(config_file),
         )
-    for name, done in report.reports.items():
-        SHOW.get(name, show_line)(done, report.run)
-        _check_interrupted(done, report.run)
 
 
 @app.command()

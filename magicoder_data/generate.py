@@ -114,7 +114,7 @@ _SAMPLE_VALUES = attrgetter(*SAMPLE_COLUMNS)
 
 
 @dataclass(frozen=True)
-class SampleRow:
+class StoredAnswer:
     """A stored answer with its seed, as `dump RUN samples` writes it."""
 
     seed_id: int
@@ -221,7 +221,7 @@ def spend(store: RunStore) -> float:
     return float(store.value("SELECT TOTAL(cost_usd) FROM samples"))
 
 
-def iter_samples(store: RunStore) -> Iterator[SampleRow]:
+def iter_samples(store: RunStore) -> Iterator[StoredAnswer]:
     """Every stored answer with its seed, in seed order."""
     return store.rows(
         "SELECT s.id AS seed_id, s.language, s.snippet AS seed, x.status, x.problem, "
@@ -229,7 +229,7 @@ def iter_samples(store: RunStore) -> Iterator[SampleRow]:
         "x.finish_reason, x.prompt_tokens, x.completion_tokens, x.cost_usd, x.latency_s, "
         "x.attempts, x.request_seed, x.template_sha256, x.error_kind, x.error, x.response "
         "FROM samples x JOIN seeds s ON s.id = x.seed_id ORDER BY s.id",
-        as_=SampleRow,
+        as_=StoredAnswer,
     )
 
 
@@ -483,6 +483,7 @@ class Generate(Stage[GenerateOptions, GenerateStats]):
 
     name = "generate"
     Config = GenerateOptions
+    example = "magicoder-data generate runs/demo --model gpt-4o-mini --concurrency 256 --max-cost 5"
     requires = ("sample",)
     funnel = "parsed"
     progress_sql = "SELECT 1 FROM samples LIMIT 1"

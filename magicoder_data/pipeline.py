@@ -127,6 +127,18 @@ def load_pipeline(
     return PipelineConfig(run=Path(config["run"]), **sections)  # type: ignore[call-arg]
 
 
+#: Keys any section may hold beside its stage's settings: how the command line shows progress
+#: (`plain`) and whether it queues behind another writer (`wait`). The library checks and
+#: otherwise ignores them; `display_settings` reads them.
+DISPLAY_KEYS = ("plain", "wait")
+
+
+def display_settings(config: dict[str, Any]) -> dict[str, bool]:
+    """Which DISPLAY_KEYS any section of a run config's data sets to true."""
+    sections = [s for s in config.values() if isinstance(s, dict)]
+    return {key: any(s.get(key) is True for s in sections) for key in DISPLAY_KEYS}
+
+
 def _section(stage: Stage[Any, Any], section: Any, where: str) -> BaseModel:
     """One section as its stage's Config, checked strictly (as JSON is: `"5"` is no integer)."""
     import json
@@ -136,6 +148,13 @@ def _section(stage: Stage[Any, Any], section: Any, where: str) -> BaseModel:
         raise ConfigError(
             f"section {stage.name}{where} must hold settings (`key: value` lines), not {section!r}"
         )
+    for key in DISPLAY_KEYS:
+        if key in section and not isinstance(section[key], bool):
+            raise ConfigError(
+                f"invalid setting {stage.name}.{key}{where}: input should be a valid boolean "
+                f"(got {section[key]!r})"
+            )
+    section = {k: v for k, v in section.items() if k not in DISPLAY_KEYS}
     try:
         return stage.Config.model_validate_json(json.dumps(section, default=str), strict=True)
     except InvalidOption as exc:
@@ -174,13 +193,14 @@ def run_pipeline(
     *,
     wait: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    on_report: Callable[[str, Report], None] | None = None,
     source: str | None = None,
 ) -> PipelineReport:
     """Run every stage that has a section, in order; each resumes, and is a no-op when done.
 
     Every section is validated before the first stage starts. `on_stage(name)` is called as
-    each stage begins. Stops after a stage that was interrupted. `source` names the config in
-    errors when it is given as a dict.
+    each stage begins, `on_report(name, report)` as it ends. Stops after a stage that was
+    interrupted. `source` names the config in errors when it is given as a dict.
     """
     pipeline = load_pipeline(config, source)
     where = f" in {source or config}" if source or isinstance(config, str | Path) else ""
@@ -200,6 +220,8 @@ def run_pipeline(
                 f"invalid setting {stage.name}.{exc.field}{where}: {exc.reason}"
             ) from None
         report.reports[stage.name] = done
+        if on_report:
+            on_report(stage.name, done)
         if getattr(done, "interrupted", False):
             report.interrupted = True
             break

@@ -670,6 +670,7 @@ class Sample(Stage[SampleOptions, SampleReport]):
 
     name = STAGE
     Config = SampleOptions
+    example = "magicoder-data sample runs/demo --source bundled --total 900"
     progress_sql = f"SELECT 1 FROM shards WHERE stage = '{STAGE}' LIMIT 1"
     funnel = "seeds"
 

@@ -64,6 +64,8 @@ class Stage(ABC, Generic[C, R]):
     writes: ClassVar[bool] = True
     #: Whether its drops remove a sample from the dataset (clean, decontaminate).
     filters: ClassVar[bool] = False
+    #: A copy-pasteable command line, shown in the command's help.
+    example: ClassVar[str] = ""
     #: The funnel column it adds: samples left after it, per language.
     funnel: ClassVar[str | None] = None
     #: A query that finds a row only once the stage has stored work: from then on its stored

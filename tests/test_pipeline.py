@@ -160,3 +160,16 @@ def test_library_callers_get_the_same_validation_as_the_cli(tmp_path: Path):
             md.run_stage(stage, tmp_path / "never-created", values)
         assert caught.value.field.split(".")[0] == field, (stage, caught.value)
     assert not (tmp_path / "never-created").exists()
+
+
+def test_run_pipeline_takes_the_example_config_as_the_command_does(tmp_path: Path):
+    import pytest
+
+    import magicoder_data as md
+
+    text = EXAMPLE.read_text().replace("runs/oss-instruct-75k", str(tmp_path / "run"))
+    text = text.replace("source: bigcode/starcoderdata", "source: bigcode/starcoderdata-missing")
+    (tmp_path / "example.yaml").write_text(text)
+    assert md.load_pipeline(tmp_path / "example.yaml").generate.max_cost == 150  # type: ignore[attr-defined]
+    with pytest.raises(md.SourceError, match="bigcode/starcoderdata-missing"):
+        md.run_pipeline(tmp_path / "example.yaml")  # offline: the first stage stops at the Hub

@@ -21,3 +21,12 @@ def test_every_stage_is_on_the_contract():
         assert isinstance(stage, magicoder_data.Stage)
         assert stage.Config.model_config.get("extra") == "forbid", stage.name
         assert set(stage.requires) <= set(names[: names.index(stage.name)]), stage.name
+
+
+def test_the_backend_choices_are_the_registered_backends():
+    from typing import get_args
+
+    from magicoder_data.backends import BACKENDS
+
+    choices = get_args(magicoder_data.GenerateOptions.model_fields["backend"].annotation)
+    assert choices == ("auto", *BACKENDS)

@@ -58,20 +58,9 @@ def choose_backend(options: GenerateOptions, stored: dict[str, Any] | None) -> B
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"--base-url {display_url(base_url)!r} is not an http(s) URL")
-    settings = options.client_settings(base_url)
-    if options.backend == "local" or (
-        options.backend == "auto"
-        and not api_key
-        and base_url is None
-        and options.model is None
-        and (stored or {}).get("model") in (None, LOCAL_MODEL)
-    ):
-        return LocalBackend(settings, options.model_path)
-    if not api_key:
-        if base_url is None:
-            raise ConfigError(
-                f"set {options.api_key_env} or pass --api-key-env VAR "
-                "(or --base-url for a server that needs no key)"
-            )
-        api_key = "no-key"
-    return OnlineBackend(settings, api_key)
+    name: str = options.backend
+    if name == "auto":
+        nothing_else = not api_key and base_url is None and options.model is None
+        local = nothing_else and (stored or {}).get("model") in (None, LOCAL_MODEL)
+        name = LocalBackend.name if local else OnlineBackend.name
+    return BACKENDS[name].from_options(options, options.client_settings(base_url), api_key)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ..config import GenerateConfig
-    from ..generate import GenerateStats, SendOptions
+    from ..generate import GenerateOptions, GenerateStats, SendOptions
+    from ..llm import ClientSettings
     from ..prompts import PromptTemplate
     from ..stage import Progress
     from ..store import RunStore
@@ -35,6 +36,14 @@ class Backend(ABC):
 
     #: The name `--backend` (a run config's `generate.backend`) chooses it by.
     name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_options(
+        cls, options: GenerateOptions, settings: ClientSettings, api_key: str
+    ) -> Backend:
+        """The backend for `options`, given the endpoint settings and the key (empty when the
+        environment has none); raises ConfigError for what it cannot work without."""
 
     def defaults(self) -> dict[str, Any]:
         """GenerateConfig values this backend implies unless given or stored."""

@@ -28,7 +28,7 @@ from .base import Backend, SendRequest
 from .online import OnlineBackend
 
 if TYPE_CHECKING:
-    from ..generate import GenerateStats
+    from ..generate import GenerateOptions, GenerateStats
     from ..stage import Progress
     from ..store import RunStore
 
@@ -171,6 +171,12 @@ class LocalBackend(Backend):
         self.settings = settings
         self.model_path = model_path
         self.log_path = log_path  # None: RUN/local-server.log
+
+    @classmethod
+    def from_options(
+        cls, options: GenerateOptions, settings: ClientSettings, api_key: str
+    ) -> LocalBackend:
+        return cls(settings, options.model_path)
 
     def defaults(self) -> dict[str, Any]:
         return {"max_tokens": 512}  # the model's context is 2048 tokens

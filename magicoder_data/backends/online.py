@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .. import generate
-from ..errors import MagicoderDataError, ProviderError, RunError
+from ..errors import ConfigError, MagicoderDataError, ProviderError, RunError
 from ..llm import ChatClient, ClientSettings, Stopped, TokenCounter, cost, price_of
 from ..store import RunStore
 from ..workers import QuietSpawnContext, unblock
@@ -33,7 +33,7 @@ from .base import Backend, SendRequest
 
 if TYPE_CHECKING:
     from ..config import GenerateConfig
-    from ..generate import AnswerRow, GenerateStats, PendingSeed
+    from ..generate import AnswerRow, GenerateOptions, GenerateStats, PendingSeed
     from ..stage import Progress, Report
 
 log = logging.getLogger("magicoder_data")
@@ -51,6 +51,20 @@ class OnlineBackend(Backend):
     def __init__(self, settings: ClientSettings, api_key: str) -> None:
         self.settings = settings
         self.api_key = api_key
+
+    @classmethod
+    def from_options(
+        cls, options: GenerateOptions, settings: ClientSettings, api_key: str
+    ) -> OnlineBackend:
+        """A key is needed, unless a base URL names a server that may not want one."""
+        if not api_key:
+            if settings.base_url is None:
+                raise ConfigError(
+                    f"set {options.api_key_env} or pass --api-key-env VAR "
+                    "(or --base-url for a server that needs no key)"
+                )
+            api_key = "no-key"
+        return cls(settings, api_key)
 
     def check(self) -> None:
         _check_reachable(self.settings.base_url or OPENAI_URL)

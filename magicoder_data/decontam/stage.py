@@ -127,6 +127,7 @@ class Decontaminate(Stage[ScanOptions, DropReport]):
 
     name = STAGE
     Config = ScanOptions
+    example = "magicoder-data decontaminate runs/demo --benchmarks humaneval,mbpp=mbpp.jsonl"
     requires = ("generate",)
     filters = True
     funnel = "decontaminated"

@@ -142,6 +142,7 @@ class Export(Stage[ExportOptions, ExportReport]):
 
     name = "export"
     Config = ExportOptions
+    example = "magicoder-data export runs/demo --out dataset/ --config all"
     writes = False
 
     def run(
@@ -161,6 +162,7 @@ class Push(Stage[PushOptions, PushReport]):
 
     name = "push"
     Config = PushOptions
+    example = "magicoder-data push runs/demo --repo-id my-org/oss-instruct-75k --private"
 
     def run(
         self, store: RunStore, config: PushOptions, progress: Progress | None = None

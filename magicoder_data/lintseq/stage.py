@@ -164,7 +164,7 @@ def iter_lintseq(store: RunStore) -> Iterator[EditSequence]:
         "SELECT l.seed_id, l.sample, s.language, x.problem AS instruction, "
         "x.solution_code AS program, l.edits, l.text FROM lintseq l "
         "JOIN samples x ON x.seed_id = l.seed_id JOIN seeds s ON s.id = l.seed_id "
-        f"WHERE {kept_sql(STAGE)} ORDER BY l.seed_id, l.sample",
+        f"WHERE {kept_sql()} ORDER BY l.seed_id, l.sample",
         as_=_edit_sequence,
     )
 
@@ -216,6 +216,7 @@ class LintSeq(Stage[LintSeqOptions, LintSeqReport]):
 
     name = STAGE
     Config = LintSeqOptions
+    example = "magicoder-data lintseq --input data.jsonl --output edits.jsonl -s 5"
     requires = ("generate",)
     progress_sql = "SELECT 1 FROM lintseq LIMIT 1"
     pending_sql = (
