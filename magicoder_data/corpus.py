@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Protocol
 
 from .errors import SourceError
 from .languages import language_of_path
-from .readers import is_hub_name
+from .readers import is_hub_name, load_hub
 from .records import Document, json_kind
 
 #: Called with a batch of document ids; returns (position in the batch, rank) of the wanted ones.
@@ -448,22 +448,20 @@ class HubSource:
         self.description = name
 
     def shards(self, language: str, data_dir: str) -> list[Shard]:
-        import datasets
-
-        try:
-            stream = datasets.load_dataset(
-                self.name, data_dir=data_dir, split="train", streaming=True
-            )
-        except Exception as exc:  # datasets raises many unrelated types for "cannot load"
-            raise SourceError(self._explain(data_dir, exc)) from None
+        stream = load_hub(
+            self.name,
+            lambda reason: self._explain(data_dir, reason),
+            data_dir=data_dir,
+            split="train",
+            streaming=True,
+        )
         count = stream.n_shards
         return [
             HubShard(stream, i, count, f"{data_dir}#{i:05d}-of-{count:05d}", language, self.name)
             for i in range(count)
         ]
 
-    def _explain(self, data_dir: str, exc: Exception) -> str:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    def _explain(self, data_dir: str, reason: str) -> str:
         offline = (
             os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
         )

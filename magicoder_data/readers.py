@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -93,26 +93,37 @@ def _run_rows(path: Path, source: str) -> Iterator[dict[str, Any]]:
     return samples()
 
 
-def _hub_stream(name: str) -> Iterator[dict[str, Any]]:
+def load_hub(repo: str, explain: Callable[[str], str], /, **options: Any) -> Any:
+    """`datasets.load_dataset(repo, **options)`, every failure a SourceError: `explain` turns
+    the first line of why (offline, gated, renamed, no such split...) into what to do."""
     import datasets
 
-    def failed(exc: Exception) -> SourceError:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        return SourceError(
+    try:
+        return datasets.load_dataset(repo, **options)
+    except Exception as exc:  # datasets raises many unrelated types for "cannot load"
+        raise SourceError(explain(why(exc))) from None
+
+
+def why(exc: Exception) -> str:
+    """The first line of an exception's message (its type when it has none), at most 200
+    characters: enough to say what failed inside a one-line error."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _hub_stream(name: str) -> Iterator[dict[str, Any]]:
+    def explain(reason: str) -> str:
+        return (
             f"cannot load Hub dataset {name} ({reason}), and there is no local file of that "
             "name: check the path, or download the dataset as jsonl or parquet and pass the file"
         )
 
-    try:
-        rows = datasets.load_dataset(name, split="train", streaming=True)
-    except Exception as exc:  # offline, gated, renamed, no train split
-        raise failed(exc) from None
+    rows = load_hub(name, explain, split="train", streaming=True)
 
     def stream() -> Iterator[dict[str, Any]]:
         try:
             yield from rows
         except Exception as exc:  # the connection or a data file failing mid-stream
-            raise failed(exc) from None
+            raise SourceError(explain(why(exc))) from None
 
     return stream()
 

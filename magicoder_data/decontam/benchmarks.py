@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, SourceError
-from ..readers import read_rows
+from ..readers import load_hub, read_rows
 
 #: Roles a benchmark text can play. `prompt`/`question` describe the task; `solution` answers it.
 ROLES = ("prompt", "docstring", "question", "solution")
@@ -203,14 +203,13 @@ def _rows(spec: BenchmarkSpec) -> Iterator[dict[str, Any]] | list[dict[str, Any]
 
 
 def _hub_rows(spec: BenchmarkSpec) -> list[dict[str, Any]]:
-    import datasets
+    """A benchmark's split from the Hub, downloaded whole (and cached for offline runs)."""
 
-    try:
-        rows = datasets.load_dataset(spec.hub, spec.hub_config, split=spec.split)
-    except Exception as exc:  # offline, gated, renamed: all mean "supply it locally"
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise SourceError(
+    def explain(reason: str) -> str:  # offline, gated, renamed: all mean "supply it locally"
+        return (
             f"benchmark {spec.name} is not available ({reason}); download {spec.hub} "
             f"(split {spec.split}) as jsonl or parquet and pass --benchmarks {spec.name}=FILE"
-        ) from None
-    return list(rows)
+        )
+
+    repo = spec.hub or spec.name  # every registry entry but HumanEval (packaged) names its repo
+    return list(load_hub(repo, explain, name=spec.hub_config, split=spec.split))
