@@ -6,12 +6,15 @@ import magicoder_data
 
 
 def test_all_lists_every_public_name_and_only_those():
+    for name in magicoder_data.__all__:  # each resolves (they are imported on first use)
+        assert getattr(magicoder_data, name) is not None, name
     public = {
         name
         for name, value in vars(magicoder_data).items()
         if not name.startswith("_") and not isinstance(value, ModuleType)
     }
     assert sorted(public | {"__version__"}) == sorted(magicoder_data.__all__)
+    assert dir(magicoder_data) == sorted(magicoder_data.__all__)
 
 
 def test_every_stage_is_on_the_contract():
