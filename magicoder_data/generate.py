@@ -496,14 +496,18 @@ class Generate(Stage[GenerateOptions, GenerateStats]):
             )
 
     def funnel_counts(self, store: RunStore) -> dict[str, int]:
-        return usage(store).parsed
+        return store.pairs(
+            "SELECT s.language, COUNT(*) FROM samples x JOIN seeds s ON s.id = x.seed_id "
+            "WHERE x.status = 'ok' GROUP BY 1"
+        )
 
     def dropped(self, store: RunStore) -> Counter[str]:
         """Answers that are not samples, per status (failed, truncated, unparsable)."""
-        totals: Counter[str] = Counter()
-        for statuses in usage(store).not_parsed.values():
-            totals.update(statuses)
-        return totals
+        return Counter(
+            store.pairs(
+                "SELECT status, COUNT(*) FROM samples WHERE status != 'ok' GROUP BY 1 ORDER BY 1"
+            )
+        )
 
     def status_fields(self, store: RunStore) -> dict[str, Any]:
         """What `status` shows for this stage besides its bookkeeping."""

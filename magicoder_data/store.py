@@ -18,7 +18,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -349,9 +349,14 @@ class RunStore:
         return store
 
     def rows(self, sql: str, params: tuple = (), *, as_: Callable[..., T]) -> Iterator[T]:
-        """Rows of a query, streamed, each built by `as_` from the columns by name."""
+        """Rows of a query, streamed, each built by `as_` from the columns by name (by position
+        when `as_` is a dataclass whose fields are the columns in order: the same, faster)."""
         cursor = self._conn.execute(sql, params)
         names = [c[0] for c in cursor.description]
+        positional = is_dataclass(as_) and [f.name for f in fields(as_)] == names
+        if positional:
+            yield from (as_(*row) for row in cursor)
+            return
         for row in cursor:
             yield as_(**dict(zip(names, row, strict=True)))
 
