@@ -315,9 +315,9 @@ def status(
     from .store import RunStore
 
     with RunStore.open(run, readonly=True) as store:
-        report = run_status(store).as_json()
+        report = run_status(store)
     if as_json:
-        out.print_json(json.dumps(report))
+        out.print_json(json.dumps(report.as_json()))
     else:
         show_status(report)
 

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .stage import Report
+from .stage import Report, StageStatus
+
+if TYPE_CHECKING:
+    from .pipeline import RunStatus
 
 out = Console()
 err = Console(stderr=True)
@@ -84,38 +87,45 @@ def show_generated(stats: Any, run: Path) -> None:
         err.print("stopped: the next requests could exceed --max-cost", highlight=False)
 
 
-def show_status(report: dict[str, Any]) -> None:
-    say(f"run {report['run']}")
-    if not report["stages"]:
+def show_status(report: RunStatus) -> None:
+    """Each stage's state, then per language its rows, requests, documents and drops."""
+    say(f"run {report.run}")
+    if not report.stages:
         out.print("no stage has run yet")
-    for pushed in report["pushes"][-1:]:
+    for pushed in report.pushes[-1:]:
         say(
-            f"pushed {len(report['pushes'])} time(s); last to {pushed['repo_id']}@"
-            f"{pushed['revision']} (commit {pushed['commit_oid'][:12]}, {pushed['pushed_at']})"
+            f"pushed {len(report.pushes)} time(s); last to {pushed.repo_id}@{pushed.revision} "
+            f"(commit {pushed.commit_oid[:12]}, {pushed.pushed_at})"
         )
-    for stage, info in report["stages"].items():
-        out.print(f"\n[bold]{stage}[/bold]: {info['status']}")
-        rows, docs = info.get("rows", {}), info["documents"]
-        table = Table(box=None, pad_edge=False)
-        for column in ("language", "rows", "requested", "documents", "dropped"):
-            table.add_column(column, justify="left" if column == "language" else "right")
-        summary = info["summary"] or {}
-        requests = {k: v["requested"] for k, v in summary.items() if isinstance(v, dict)}
-        others = sorted((set(rows) | set(docs) | set(info["drops"])) - set(requests))
-        for lang in [*requests, *others]:
-            dropped = ", ".join(f"{r} {n:,}" for r, n in info["drops"].get(lang, {}).items())
-            requested = requests.get(lang)
-            table.add_row(
-                lang,
-                f"{rows.get(lang, 0):,}",
-                f"{requested:,}" if requested is not None else "",
-                f"{docs.get(lang, {}).get('documents', 0):,}",
-                dropped or "-",
-            )
-        out.print(table)
-        if "cost_usd" in info:
-            failures = ", ".join(f"{k} {n:,}" for k, n in info["failures"].items()) or "none"
+    for name, stage in report.stages.items():
+        out.print(f"\n[bold]{name}[/bold]: {stage.status}")
+        out.print(_languages(stage))
+        if stage.usage is not None:
+            spent = stage.usage
+            failures = ", ".join(f"{k} {n:,}" for k, n in spent.failures.items()) or "none"
             say(
-                f"tokens: {info['prompt_tokens']:,} prompt + {info['completion_tokens']:,} "
-                f"completion  spend: ${info['cost_usd']:,.4f}  failures: {failures}"
+                f"tokens: {spent.prompt_tokens:,} prompt + {spent.completion_tokens:,} "
+                f"completion  spend: ${spent.cost_usd:,.4f}  failures: {failures}"
             )
+
+
+def _languages(stage: StageStatus) -> Table:
+    """One row per language: requested ones first (in the mix's order), then the others."""
+    rows, docs = stage.rows or {}, stage.documents
+    table = Table(box=None, pad_edge=False)
+    for column in ("language", "rows", "requested", "documents", "dropped"):
+        table.add_column(column, justify="left" if column == "language" else "right")
+    summary = stage.summary or {}
+    requests = {k: v["requested"] for k, v in summary.items() if isinstance(v, dict)}
+    others = sorted((set(rows) | set(docs) | set(stage.drops)) - set(requests))
+    for lang in [*requests, *others]:
+        dropped = ", ".join(f"{r} {n:,}" for r, n in stage.drops.get(lang, {}).items())
+        requested = requests.get(lang)
+        table.add_row(
+            lang,
+            f"{rows.get(lang, 0):,}",
+            f"{requested:,}" if requested is not None else "",
+            f"{docs.get(lang, {}).get('documents', 0):,}",
+            dropped or "-",
+        )
+    return table

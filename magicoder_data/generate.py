@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
@@ -28,8 +28,8 @@ from .errors import ConfigError, InvalidOption, RunError
 from .llm import ClientSettings, Completion, cost, price_of
 from .parse import main_code, parse_response
 from .prompts import DEFAULT_TEMPLATE, PromptTemplate, load_template
-from .stage import Progress, Report, Stage
-from .store import RunStore, now
+from .stage import Progress, Report, Stage, StageStatus
+from .store import RunStore, StageRecord, now
 
 #: Seconds that answers already requested may still arrive, and be stored, after a Ctrl-C.
 GRACE = 10.0
@@ -509,18 +509,11 @@ class Generate(Stage[GenerateOptions, GenerateStats]):
             )
         )
 
-    def status_fields(self, store: RunStore) -> dict[str, Any]:
-        """What `status` shows for this stage besides its bookkeeping."""
+    def status(self, store: RunStore, record: StageRecord) -> StageStatus:
+        """Parsed samples per language; other answers per status and language; spend."""
         spent = usage(store)
-        return {
-            "rows": spent.parsed,
-            "drops": spent.not_parsed,
-            "failures": spent.failures,
-            "prompt_tokens": spent.prompt_tokens,
-            "completion_tokens": spent.completion_tokens,
-            "cost_usd": round(spent.cost_usd, 6),
-            "responses": spent.responses,
-        }
+        base = super().status(store, record)
+        return replace(base, rows=spent.parsed, drops=spent.not_parsed, usage=spent)
 
     def run(
         self, store: RunStore, options: GenerateOptions, progress: Progress | None = None

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -24,8 +24,11 @@ from .export.stage import Export, Push
 from .generate import Generate
 from .lintseq.stage import LintSeq
 from .seeds import Sample
-from .stage import Progress, Report, Stage, stage_named
+from .stage import Progress, Report, Stage, StageStatus, stage_named
 from .store import DB_NAME, RunStore
+
+if TYPE_CHECKING:
+    from .export.stage import PushRecord
 
 #: Every stage, in the order a run goes through them.
 STAGES: tuple[Stage[Any, Any], ...] = (
@@ -243,35 +246,12 @@ def funnel(store: RunStore) -> dict[str, dict[str, int]]:
 
 
 @dataclass
-class StageStatus:
-    """Where one stage stands: its state, summary, drops, and what it adds (rows, spend...)."""
-
-    status: str
-    started_at: str
-    finished_at: str | None
-    summary: dict[str, Any] | None
-    drops: dict[str, dict[str, int]]
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "summary": self.summary,
-            "drops": self.drops,
-            "documents": {},
-            **self.fields,
-        }
-
-
-@dataclass
 class RunStatus:
     """Every stage that ran, and where the run was published."""
 
     run: str
     stages: dict[str, StageStatus]
-    pushes: list[Any]
+    pushes: list[PushRecord]
 
     def as_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -288,17 +268,12 @@ def run_status(store: RunStore) -> RunStatus:
     from .export.stage import pushes
 
     order = {stage.name: stage for stage in STAGES}
-    stages = {}
-    for record in store.stage_records():
-        stage = order.get(record.stage)
-        stages[record.stage] = StageStatus(
-            record.status,
-            record.started_at,
-            record.finished_at,
-            record.summary,
-            store.drop_counts(record.stage),
-            stage.status_fields(store) if stage else {},
-        )
+    stages = {
+        record.stage: order[record.stage].status(store, record)
+        if record.stage in order
+        else StageStatus.of(store, record)
+        for record in store.stage_records()
+    }
     return RunStatus(str(store.root), stages, pushes(store))
 
 

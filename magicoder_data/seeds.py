@@ -16,7 +16,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from itertools import islice
 from operator import attrgetter
@@ -31,8 +31,8 @@ from .errors import ConfigError, RunError
 from .languages import LANGUAGES, MAGICODER_MIX, Language
 from .records import Document, Drop, Seed
 from .stage import Progress as StageProgress
-from .stage import Report, Stage
-from .store import RunStore, now
+from .stage import Report, Stage, StageStatus
+from .store import RunStore, StageRecord, now
 from .syntax import comment_nodes, parse
 from .workers import QuietSpawnContext, ignore_sigint
 
@@ -702,5 +702,7 @@ class Sample(Stage[SampleOptions, SampleReport]):
     def funnel_counts(self, store: RunStore) -> dict[str, int]:
         return store.pairs("SELECT language, COUNT(*) FROM seeds GROUP BY 1")
 
-    def status_fields(self, store: RunStore) -> dict[str, Any]:
-        return {"documents": documents_read(store), "rows": seeds_per_language(store)}
+    def status(self, store: RunStore, record: StageRecord) -> StageStatus:
+        """Seeds per language, and the shards and documents read for them."""
+        base = super().status(store, record)
+        return replace(base, rows=seeds_per_language(store), documents=documents_read(store))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -22,7 +22,8 @@ from .config import build
 from .errors import RunError
 
 if TYPE_CHECKING:
-    from .store import RunStore
+    from .generate import Usage
+    from .store import RunStore, StageRecord
 
 C = TypeVar("C", bound=BaseModel)
 R = TypeVar("R", bound="Report")
@@ -46,6 +47,54 @@ class DropReport(Report):
     def line(self) -> str:
         detail = ", ".join(f"{r} {n:,}" for r, n in sorted(self.dropped.items())) or "none"
         return f"{self.stage}: {sum(self.dropped.values()):,} samples dropped ({detail})"
+
+
+@dataclass
+class StageStatus:
+    """Where one stage stands: its state and summary, drops per language and reason, and what
+    the stage adds: rows kept per language, documents read (sample), usage (generate)."""
+
+    status: str
+    started_at: str
+    finished_at: str | None
+    summary: dict[str, Any] | None
+    drops: dict[str, dict[str, int]]
+    rows: dict[str, int] | None = None
+    documents: dict[str, dict[str, int]] = field(default_factory=dict)
+    usage: Usage | None = None
+
+    @classmethod
+    def of(cls, store: RunStore, record: StageRecord) -> StageStatus:
+        """A stage's bookkeeping and its drops in the ledger."""
+        return cls(
+            record.status,
+            record.started_at,
+            record.finished_at,
+            record.summary,
+            store.drop_counts(record.stage),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape `status --json` prints."""
+        data: dict[str, Any] = {
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "summary": self.summary,
+            "drops": self.drops,
+            "documents": self.documents,
+        }
+        if self.rows is not None:
+            data["rows"] = self.rows
+        if self.usage is not None:
+            data |= {
+                "failures": self.usage.failures,
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+                "cost_usd": round(self.usage.cost_usd, 6),
+                "responses": self.usage.responses,
+            }
+        return data
 
 
 #: Called with the stage's report so far, as often as the stage likes; displays rate-limit it.
@@ -137,9 +186,9 @@ class Stage(ABC, Generic[C, R]):
         """What the stage discarded, per reason (its drops in the ledger)."""
         return store.drop_totals(self.name)
 
-    def status_fields(self, store: RunStore) -> dict[str, Any]:
-        """What `status` shows for this stage beyond state, summary and drops."""
-        return {}
+    def status(self, store: RunStore, record: StageRecord) -> StageStatus:
+        """Where the stage stands, for `status`; stages add what they keep (rows, spend...)."""
+        return StageStatus.of(store, record)
 
 
 def stage_named(name: str) -> Stage[Any, Any]:
