@@ -486,6 +486,7 @@ class Generate(Stage[GenerateOptions, GenerateStats]):
     example = "magicoder-data generate runs/demo --model gpt-4o-mini --concurrency 256 --max-cost 5"
     requires = ("sample",)
     funnel = "parsed"
+    dumps = (("samples", iter_samples),)
     progress_sql = "SELECT 1 FROM samples LIMIT 1"
 
     def check_ready(self, store: RunStore) -> None:

@@ -278,22 +278,10 @@ def run_status(store: RunStore) -> RunStatus:
 
 
 def dump_rows(store: RunStore, what: str) -> Iterator[Any]:
-    """The typed rows `magicoder-data dump RUN WHAT` writes: seeds, samples, lintseq or drops."""
-    from .generate import iter_samples
-    from .lintseq.stage import iter_lintseq
-    from .seeds import iter_seeds
-
-    dumps: dict[str, Callable[[RunStore], Iterator[Any]]] = {
-        "seeds": iter_seeds,
-        "samples": iter_samples,
-        "lintseq": iter_lintseq,
-        "drops": RunStore.iter_drops,
-    }
+    """The typed rows `magicoder-data dump RUN WHAT` writes: what the stages offer (seeds,
+    samples, lintseq), or the drops ledger."""
+    dumps = {name: rows for stage in STAGES for name, rows in stage.dumps}
+    dumps["drops"] = RunStore.iter_drops
     if what not in dumps:
         raise ConfigError(f"unknown stage {what!r}; dumpable: {', '.join(dumps)}")
-    if what == "seeds" and store.stage_status(STAGES[0].name) != "complete":
-        raise ConfigError(
-            f"{store.root}: sampling has not finished; run `magicoder-data sample "
-            f"{store.root}` first"
-        )
     return dumps[what](store)

@@ -506,7 +506,13 @@ class SeedRow:
 
 
 def iter_seeds(store: RunStore) -> Iterator[SeedRow]:
-    """Every numbered seed, streamed in id order."""
+    """Every numbered seed, streamed in id order; only once sampling has finished (until then
+    the seeds are reservoirs, not yet numbered)."""
+    if store.stage_status(STAGE) != "complete":
+        raise ConfigError(
+            f"{store.root}: sampling has not finished; run `magicoder-data sample {store.root}` "
+            "first"
+        )
     return store.rows(
         "SELECT id, language, source, doc_id, repo, path, stars, start_line, end_line, snippet "
         "FROM seeds ORDER BY id",
@@ -676,6 +682,7 @@ class Sample(Stage[SampleOptions, SampleReport]):
     example = "magicoder-data sample runs/demo --source bundled --total 900"
     progress_sql = f"SELECT 1 FROM shards WHERE stage = '{STAGE}' LIMIT 1"
     funnel = "seeds"
+    dumps = (("seeds", iter_seeds),)
 
     def check_new(self, config: SampleOptions) -> None:
         if config.source is None:

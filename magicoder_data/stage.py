@@ -113,6 +113,8 @@ class Stage(ABC, Generic[C, R]):
     writes: ClassVar[bool] = True
     #: Whether its drops remove a sample from the dataset (clean, decontaminate).
     filters: ClassVar[bool] = False
+    #: Rows `magicoder-data dump RUN NAME` writes: (NAME, function of the store) pairs.
+    dumps: ClassVar[tuple[tuple[str, Callable[[RunStore], Iterator[Any]]], ...]] = ()
     #: A copy-pasteable command line, shown in the command's help.
     example: ClassVar[str] = ""
     #: The funnel column it adds: samples left after it, per language.

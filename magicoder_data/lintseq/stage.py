@@ -219,6 +219,7 @@ class LintSeq(Stage[LintSeqOptions, LintSeqReport]):
     example = "magicoder-data lintseq --input data.jsonl --output edits.jsonl -s 5"
     requires = ("generate",)
     progress_sql = "SELECT 1 FROM lintseq LIMIT 1"
+    dumps = (("lintseq", iter_lintseq),)
     pending_sql = (
         f"x.seed_id NOT IN {dropped_by(STAGE)} AND x.seed_id NOT IN (SELECT seed_id FROM lintseq)"
     )
