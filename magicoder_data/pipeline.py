@@ -161,9 +161,7 @@ def _section(stage: Stage[Any, Any], section: Any, where: str) -> BaseModel:
     try:
         return stage.Config.model_validate_json(json.dumps(section, default=str), strict=True)
     except InvalidOption as exc:
-        raise ConfigError(
-            f"invalid setting {stage.name}.{exc.field}{where}: {exc.reason}"
-        ) from None
+        raise _in_section(stage, exc, where) from None
     except ValidationError as exc:
         unknown = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
         if unknown:  # a misspelt key, before the key it was meant to be is missing
@@ -175,6 +173,13 @@ def _section(stage: Stage[Any, Any], section: Any, where: str) -> BaseModel:
         if first["type"] == "missing":
             raise ConfigError(f"section {stage.name}{where} needs `{problem.field}`") from None
         raise ConfigError(f"invalid setting {key}{where}: {problem.reason}") from None
+
+
+def _in_section(stage: Stage[Any, Any], exc: InvalidOption, where: str) -> ConfigError:
+    """A bad setting named as a run config spells it (`generate.timeout`), with its file."""
+    if not exc.field:  # the settings disagree with each other
+        return ConfigError(f"section {stage.name}{where}: {exc.reason}")
+    return ConfigError(f"invalid setting {stage.name}.{exc.field}{where}: {exc.reason}")
 
 
 def read_yaml(path: Path) -> Any:
@@ -217,11 +222,7 @@ def run_pipeline(
         try:
             done = run_stage(stage.name, report.run, section, progress, wait=wait)
         except InvalidOption as exc:
-            if not exc.field:
-                raise ConfigError(f"section {stage.name}{where}: {exc.reason}") from None
-            raise ConfigError(
-                f"invalid setting {stage.name}.{exc.field}{where}: {exc.reason}"
-            ) from None
+            raise _in_section(stage, exc, where) from None
         report.reports[stage.name] = done
         if on_report:
             on_report(stage.name, done)
