@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 #: Where each public name lives. Imported on first use, so a worker process that needs one
 #: stage (spawned for `sample --workers`) does not pay for the whole library (openai, sklearn).
 _EXPORTS = {
+    "Check": ".execution.sandbox",
     "CleanConfig": ".clean",
     "CleanOptions": ".clean",
     "ConfigError": ".errors",
@@ -27,13 +28,16 @@ _EXPORTS = {
     "GenerateStats": ".generate",
     "HubError": ".errors",
     "InvalidOption": ".errors",
+    "Job": ".execution.sandbox",
     "LANGUAGES": ".languages",
     "LanguageReport": ".seeds",
+    "Limits": ".execution.sandbox",
     "LintSeqConfig": ".lintseq.stage",
     "LintSeqOptions": ".lintseq.stage",
     "LintSeqReport": ".lintseq.stage",
     "MAGICODER_MIX": ".languages",
     "MagicoderDataError": ".errors",
+    "Outcome": ".execution.sandbox",
     "PipelineConfig": ".pipeline",
     "PipelineReport": ".pipeline",
     "Progress": ".stage",
@@ -41,6 +45,7 @@ _EXPORTS = {
     "PushOptions": ".export.stage",
     "PushReport": ".export.stage",
     "Report": ".stage",
+    "Result": ".execution.sandbox",
     "RunBusyError": ".errors",
     "RunError": ".errors",
     "RunMismatchError": ".errors",
@@ -50,10 +55,14 @@ _EXPORTS = {
     "SampleConfig": ".config",
     "SampleOptions": ".seeds",
     "SampleReport": ".seeds",
+    "Sandbox": ".execution.sandbox",
+    "SandboxError": ".errors",
     "ScanOptions": ".decontam.stage",
     "Seed": ".records",
     "SourceError": ".errors",
     "Stage": ".stage",
+    "VerifyOptions": ".verify",
+    "VerifyReport": ".verify",
     "bundled_corpus": ".corpus",
     "draw_seeds": ".seeds",
     "funnel": ".pipeline",
@@ -78,8 +87,10 @@ if _typing.TYPE_CHECKING:
         RunBusyError,
         RunError,
         RunMismatchError,
+        SandboxError,
         SourceError,
     )
+    from .execution.sandbox import Check, Job, Limits, Outcome, Result, Sandbox
     from .export.stage import ExportOptions, ExportReport, PushOptions, PushReport
     from .generate import GenerateOptions, GenerateStats
     from .languages import LANGUAGES, MAGICODER_MIX
@@ -99,6 +110,7 @@ if _typing.TYPE_CHECKING:
     from .seeds import LanguageReport, SampleOptions, SampleReport, draw_seeds
     from .stage import DropReport, Progress, Report, Stage
     from .store import RunStore
+    from .verify import VerifyOptions, VerifyReport
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -117,6 +129,7 @@ __all__ = [
     "LANGUAGES",
     "MAGICODER_MIX",
     "STAGES",
+    "Check",
     "CleanConfig",
     "CleanOptions",
     "ConfigError",
@@ -130,11 +143,14 @@ __all__ = [
     "GenerateStats",
     "HubError",
     "InvalidOption",
+    "Job",
     "LanguageReport",
+    "Limits",
     "LintSeqConfig",
     "LintSeqOptions",
     "LintSeqReport",
     "MagicoderDataError",
+    "Outcome",
     "PipelineConfig",
     "PipelineReport",
     "Progress",
@@ -142,6 +158,7 @@ __all__ = [
     "PushOptions",
     "PushReport",
     "Report",
+    "Result",
     "RunBusyError",
     "RunError",
     "RunMismatchError",
@@ -150,10 +167,14 @@ __all__ = [
     "SampleConfig",
     "SampleOptions",
     "SampleReport",
+    "Sandbox",
+    "SandboxError",
     "ScanOptions",
     "Seed",
     "SourceError",
     "Stage",
+    "VerifyOptions",
+    "VerifyReport",
     "__version__",
     "bundled_corpus",
     "draw_seeds",

@@ -73,9 +73,10 @@ def _cli_type(annotation: Any) -> Any:
     return str if typing.get_origin(kind) is dict else kind
 
 
-def _option(name: str, model: type[BaseModel]) -> inspect.Parameter:
+def _option(name: str, model: type[BaseModel], optional: bool = False) -> inspect.Parameter:
     """The command-line option of one Config field; unset (None) means "the stored value, else
-    the default", so only what the user typed reaches the config."""
+    the default", so only what the user typed reaches the config. `optional`: even a required
+    field may be left out (file-mode fields, required only with --input)."""
     field = model.model_fields[name]
     kind = _cli_type(field.annotation)
     help = " ".join((field.description or "").split())
@@ -84,7 +85,7 @@ def _option(name: str, model: type[BaseModel]) -> inspect.Parameter:
         help += f" (default {default})"
     decls = [SHORT[name], "--" + name.replace("_", "-")] if name in SHORT else []
     option = typer.Option(*decls, help=help)
-    if field.is_required():
+    if field.is_required() and not optional:
         return inspect.Parameter(
             name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[kind, option]
         )
@@ -148,76 +149,44 @@ SHOW: dict[str, Callable[[Any, Path], None]] = {
 }
 
 
-def _lintseq(
-    run: Path | None,
-    plain: bool,
-    wait: bool,
-    input: str | None,
-    output: Path | None,
-    instruction_field: str,
-    code_field: str,
-    language_field: str | None,
-    language: str,
-    overwrite: bool,
-    **options: Any,
-) -> None:
-    """LintSeq over a run's kept solutions, or over any dataset with --input/--output."""
-    from .config import build
-    from .lintseq.stage import LintSeqOptions, run_file
+def _file_body(stage: Stage[Any, Any]) -> Callable[..., None]:
+    """The command of a stage with a file mode: a RUN as usual, or --input/--output."""
+    assert stage.FileOptions is not None
+    file_fields = set(stage.FileOptions.model_fields)
+    on_run = _stage_body(stage.name, SHOW.get(stage.name, show_line))
 
-    if (run is None) == (input is None):
-        raise ConfigError("give a RUN or --input FILE --output FILE, not both")
-    config = build(LintSeqOptions, {k: v for k, v in options.items() if v is not None})
-    if run is not None:
-        with Display("lintseq", plain) as display:
-            report = run_stage("lintseq", run, config, display.update, wait=wait)
-        say(f"{report.line()} -> {run} (magicoder-data dump {run} lintseq)")
-        return
-    if input is None or output is None:
-        raise ConfigError("--input needs --output FILE")
-    fields = (instruction_field, code_field, language_field, language)
-    outcome = run_file(
-        input, output, *fields, config.settings(), config.workers, overwrite=overwrite
-    )
-    detail = ", ".join(f"{k} {n:,}" for k, n in sorted(outcome.items())) or "nothing to do"
-    say(f"lintseq: {detail} -> {output} (rejected: {output.name}.rejected.jsonl)")
+    def body(run: Path | None, plain: bool, wait: bool = False, **options: Any) -> None:
+        from .config import build
+
+        given = {key: value for key, value in options.items() if value is not None}
+        files = {key: given.pop(key) for key in list(given) if key in file_fields}
+        if (run is None) == ("input" not in files):
+            raise ConfigError("give a RUN or --input FILE --output FILE, not both")
+        if run is not None:
+            if files:
+                raise ConfigError(f"--{next(iter(files)).replace('_', '-')} goes with --input")
+            on_run(run=run, plain=plain, wait=wait, **given)
+            return
+        if "output" not in files:
+            raise ConfigError("--input needs --output FILE")
+        assert stage.FileOptions is not None
+        say(stage.run_file(stage.config(given), build(stage.FileOptions, files)))
+
+    return body
 
 
-LINTSEQ_FILE_OPTIONS = (
-    _parameter(
-        "input",
-        Annotated[str | None, typer.Option(help="A jsonl/parquet file or Hub dataset instead.")],
-        None,
-    ),
-    _parameter(
-        "output", Annotated[Path | None, typer.Option(help="JSONL output for --input.")], None
-    ),
-    _parameter(
-        "instruction_field",
-        Annotated[str, typer.Option(help="Instruction field of --input.")],
-        "instruction",
-    ),
-    _parameter(
-        "code_field", Annotated[str, typer.Option(help="Program field of --input.")], "response"
-    ),
-    _parameter(
-        "language_field", Annotated[str | None, typer.Option(help="Per-row language field.")], None
-    ),
-    _parameter(
-        "language", Annotated[str, typer.Option(help="Language when rows do not say.")], "python"
-    ),
-    _parameter("overwrite", OverwriteOpt, False),
-)
 NEW_RUN = _parameter(
     "run", Annotated[Path, typer.Argument(help="Run directory (created when new).")]
 )
 OPTIONAL_RUN = _parameter(
-    "run", Annotated[Path | None, typer.Argument(help="A run (its kept solutions).")], None
+    "run", Annotated[Path | None, typer.Argument(help="A run (or --input FILE instead).")], None
 )
 
 for _stage in STAGES:
-    if _stage.name == "lintseq":
-        _command(_stage, _lintseq, OPTIONAL_RUN, LINTSEQ_FILE_OPTIONS)
+    if _stage.FileOptions is not None:
+        fields = _stage.FileOptions.model_fields
+        files = tuple(_option(name, _stage.FileOptions, optional=True) for name in fields)
+        _command(_stage, _file_body(_stage), OPTIONAL_RUN, files)
     else:
         run_param = NEW_RUN if _stage is STAGES[0] else _parameter("run", RunArg)
         _command(_stage, _stage_body(_stage.name, SHOW.get(_stage.name, show_line)), run_param)

@@ -11,6 +11,7 @@ prints its message on one line and exits 1, so user errors never show a tracebac
     │   ├── RunMismatchError   RUN was started with a different config
     │   └── RunBusyError       another process is writing RUN
     ├── ProviderError      the LLM provider refuses the whole run (bad key, unknown model)
+    ├── SandboxError       generated code cannot be run isolated here (and no unsafe flag)
     └── HubError           the Hugging Face Hub refuses a push (no token, no rights, offline)
 
 Messages say what to do next, and never contain secrets.
@@ -54,6 +55,10 @@ class RunBusyError(RunError):
 
 class ProviderError(MagicoderDataError):
     """An LLM provider answer that no retry can fix and that every request would get."""
+
+
+class SandboxError(MagicoderDataError):
+    """No sandbox can be had on this machine, and running code unprotected was not asked for."""
 
 
 class HubError(MagicoderDataError):

@@ -70,6 +70,7 @@ class AnswerRow:
     solution: str | None
     solution_lang: str | None
     solution_code: str | None
+    tests: str | None
 
     @classmethod
     def of(
@@ -105,6 +106,7 @@ class AnswerRow:
             solution=parsed.solution if parsed else None,
             solution_lang=(code.language or code.tag) if code else None,
             solution_code=code.code if code else None,
+            tests=parsed.tests if parsed else None,
         )
 
 
@@ -125,6 +127,7 @@ class StoredAnswer:
     solution: str | None
     solution_lang: str | None
     solution_code: str | None
+    tests: str | None
     model: str | None
     system_fingerprint: str | None
     finish_reason: str | None
@@ -225,7 +228,7 @@ def iter_samples(store: RunStore) -> Iterator[StoredAnswer]:
     """Every stored answer with its seed, in seed order."""
     return store.rows(
         "SELECT s.id AS seed_id, s.language, s.snippet AS seed, x.status, x.problem, "
-        "x.solution, x.solution_lang, x.solution_code, x.model, x.system_fingerprint, "
+        "x.solution, x.solution_lang, x.solution_code, x.tests, x.model, x.system_fingerprint, "
         "x.finish_reason, x.prompt_tokens, x.completion_tokens, x.cost_usd, x.latency_s, "
         "x.attempts, x.request_seed, x.template_sha256, x.error_kind, x.error, x.response "
         "FROM samples x JOIN seeds s ON s.id = x.seed_id ORDER BY s.id",
@@ -560,4 +563,6 @@ def _settle(
         raise ConfigError("pass --model (e.g. --model gpt-4o-mini)")
     template = load_template(values.get("template", DEFAULT_TEMPLATE))
     values["template_sha256"] = template.sha256
+    if backend.grammars and template.grammar:
+        values["grammar"] = template.grammar
     return build(GenerateConfig, values), template

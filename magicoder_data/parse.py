@@ -1,8 +1,10 @@
-"""Parsing a model's answer into its [Problem Description] and [Solution] sections.
+"""Parsing a model's answer into its [Problem Description] and [Solution] sections, and the
+[Tests] that templates asking for tests (`oss-instruct-tests`) get after them.
 
 Tolerant of what models actually write: markdown headers (`## [Problem Description]`), bold
 (`**[Solution]**`), any case, missing brackets, and text after the header on the same line,
-which Magicoder's reference parser silently lost.
+which Magicoder's reference parser silently lost. A header inside a fenced code block (a
+`# Tests` comment) is code, not a header.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from .errors import ConfigError
 from .languages import canonical
 
 _HEADER = re.compile(
-    r"^[ \t>#*_]*\[?\s*(?P<name>problem(?:\s+description)?|solution)\s*\]?[ \t*_:]*(?P<rest>.*)$",
+    r"^[ \t>#*_]*\[?\s*"
+    r"(?P<name>problem(?:\s+description)?|solution|(?:unit\s+)?tests?(?:\s+cases)?)"
+    r"\s*\]?[ \t*_:]*(?P<rest>.*)$",
     re.IGNORECASE | re.MULTILINE,
 )
 _FENCE = re.compile(
@@ -35,6 +39,8 @@ class Parsed:
     problem: str
     solution: str
     code_blocks: list[CodeBlock]
+    #: The code of the [Tests] section, when the answer has one.
+    tests: str | None = None
 
 
 def _is_header(match: re.Match[str]) -> bool:
@@ -46,21 +52,35 @@ def _is_header(match: re.Match[str]) -> bool:
 
 
 def parse_response(text: str) -> Parsed | None:
-    """The two sections of `text`, or None when either is missing, out of order or empty."""
+    """The sections of `text`, or None when the problem or solution is missing, out of order
+    or empty; tests are the code of a [Tests] section after the solution, if any."""
+    fenced = [(m.start(), m.end()) for m in _FENCE.finditer(text)]
     starts: dict[str, re.Match[str]] = {}
     for match in _HEADER.finditer(text):
-        kind = "solution" if match.group("name").lower() == "solution" else "problem"
-        if kind not in starts and _is_header(match):
+        name = match.group("name").lower()
+        kind = "solution" if name == "solution" else "problem" if name[0] == "p" else "tests"
+        inside = any(start < match.start() < end for start, end in fenced)
+        if kind not in starts and not inside and _is_header(match):
             starts[kind] = match
     problem_at, solution_at = starts.get("problem"), starts.get("solution")
     if problem_at is None or solution_at is None or problem_at.start() >= solution_at.start():
         return None
+    tests_at = starts.get("tests")
+    if tests_at is not None and tests_at.start() < solution_at.start():
+        tests_at = None
+    end = tests_at.start() if tests_at else len(text)
     problem = (problem_at.group("rest") + text[problem_at.end() : solution_at.start()]).strip()
-    solution = (solution_at.group("rest") + text[solution_at.end() :]).strip()
+    solution = (solution_at.group("rest") + text[solution_at.end() : end]).strip()
     problem = _strip_markup(problem)
     if not problem or not solution:
         return None
-    return Parsed(problem, solution, code_blocks(solution))
+    tests = None
+    if tests_at is not None:
+        section = (tests_at.group("rest") + text[tests_at.end() :]).strip()
+        blocks = code_blocks(section)
+        tests = "\n\n".join(b.code for b in blocks) if blocks else section
+        solution = _strip_markup(solution)
+    return Parsed(problem, solution, code_blocks(solution), tests or None)
 
 
 def _strip_markup(section: str) -> str:

@@ -26,6 +26,7 @@ from .lintseq.stage import LintSeq
 from .seeds import Sample
 from .stage import Progress, Report, Stage, StageStatus, stage_named
 from .store import DB_NAME, RunStore
+from .verify import Verify
 
 if TYPE_CHECKING:
     from .export.stage import PushRecord
@@ -35,6 +36,7 @@ STAGES: tuple[Stage[Any, Any], ...] = (
     Sample(),
     Generate(),
     Clean(),
+    Verify(),
     Decontaminate(),
     LintSeq(),
     Export(),

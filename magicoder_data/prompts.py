@@ -2,7 +2,8 @@
 
 The user template receives `{code}` (the seed snippet) and `{language}` (its language). A
 template's identity is the SHA-256 of its two files, stored with every sample, so a dataset
-always says which wording produced it.
+always says which wording produced it. An optional `grammar.gbnf` holds the answer to the
+template's sections for backends that take a grammar (the embedded local model).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class PromptTemplate:
     name: str
     system: str
     user: str
+    grammar: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -55,7 +57,9 @@ def load_template(name_or_path: str = DEFAULT_TEMPLATE) -> PromptTemplate:
         user = (folder / "user.txt").read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"prompt template {folder}: {exc.strerror}: {exc.filename}") from None
-    template = PromptTemplate(folder.name, system, user)
+    grammar_file = folder / "grammar.gbnf"
+    grammar = grammar_file.read_text(encoding="utf-8") if grammar_file.is_file() else None
+    template = PromptTemplate(folder.name, system, user, grammar)
     try:
         template.messages("x", "python")
     except (KeyError, ValueError, IndexError) as exc:

@@ -125,10 +125,17 @@ class Stage(ABC, Generic[C, R]):
     #: A condition on kept samples (alias x) that this stage has not handled yet: what it reads,
     #: and what `unseen` counts once it has finished and more samples were generated.
     pending_sql: ClassVar[str | None] = None
+    #: Options of the stage's file mode (`--input F --output F`: any dataset instead of a run),
+    #: for stages that have one; `run_file` does it.
+    FileOptions: ClassVar[type[BaseModel] | None] = None
 
     @abstractmethod
     def run(self, store: RunStore, config: C, progress: Progress | None = None) -> R:
         """Do (or resume) the stage's work on `store`; idempotent."""
+
+    def run_file(self, config: C, files: BaseModel) -> str:
+        """The stage over any dataset (see `FileOptions`); returns what it did, in one line."""
+        raise NotImplementedError(f"{self.name} has no file mode")
 
     def config(self, values: dict[str, Any]) -> C:
         """`values` validated into this stage's Config (InvalidOption names a bad key)."""

@@ -163,6 +163,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        "006_verification",
+        """
+        ALTER TABLE samples ADD COLUMN tests TEXT;
+        CREATE TABLE verification (
+            seed_id INTEGER PRIMARY KEY,
+            status TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            output TEXT NOT NULL,
+            seconds REAL NOT NULL
+        )
+        """,
+    ),
 ]
 
 

@@ -32,7 +32,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -214,6 +214,7 @@ class FakeOpenAI:
         api_key: str | None = None,
         rate_limit_headers: bool = True,
         record: bool = True,
+        answer: Callable[[int], str] | None = None,
     ) -> None:
         _check_faults([default_fault])
         self.latency = latency
@@ -223,6 +224,8 @@ class FakeOpenAI:
         self.api_key = api_key
         self.rate_limit_headers = rate_limit_headers
         self.record = record
+        #: The content of an "ok" answer by request seed (default: `expected_content`).
+        self.answer = answer or expected_content
         self.base_url = ""
         self.requests: list[dict[str, Any]] = []
         self._seen: list[int] = []
@@ -468,7 +471,7 @@ class FakeOpenAI:
         elif fault == "garbage":
             content = GARBAGE
         else:
-            content = expected_content(seed if isinstance(seed, int) else 0)
+            content = self.answer(seed if isinstance(seed, int) else 0)
             if fault == "truncate":
                 content = content[: len(content) // 2]
         messages = body.get("messages")

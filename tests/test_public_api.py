@@ -19,7 +19,16 @@ def test_all_lists_every_public_name_and_only_those():
 
 def test_every_stage_is_on_the_contract():
     names = [stage.name for stage in magicoder_data.STAGES]
-    assert names == ["sample", "generate", "clean", "decontaminate", "lintseq", "export", "push"]
+    assert names == [
+        "sample",
+        "generate",
+        "clean",
+        "verify",
+        "decontaminate",
+        "lintseq",
+        "export",
+        "push",
+    ]
     for stage in magicoder_data.STAGES:
         assert isinstance(stage, magicoder_data.Stage)
         assert stage.Config.model_config.get("extra") == "forbid", stage.name

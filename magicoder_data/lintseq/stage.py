@@ -20,7 +20,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from ..config import OPTIONS, StrictModel, build
@@ -200,6 +200,25 @@ class LintSeqOptions(StrictModel):
         return build(LintSeqConfig, {**(stored or {}), **given})
 
 
+class FileOptions(StrictModel):
+    """`lintseq --input F --output F`: any instruction+program dataset."""
+
+    input: str
+    """A jsonl/parquet file or Hub dataset instead of a RUN."""
+    output: Path
+    """JSONL output for --input (rejected rows go beside it, to OUTPUT.rejected.jsonl)."""
+    instruction_field: str = "instruction"
+    """Instruction field of --input."""
+    code_field: str = "response"
+    """Program field of --input."""
+    language_field: str | None = None
+    """Per-row language field."""
+    language: str = "python"
+    """Language when rows do not say."""
+    overwrite: bool = False
+    """Replace an existing output even if magicoder-data did not write it."""
+
+
 @dataclass
 class LintSeqReport(Report):
     """Programs turned into edits (`ok`) or rejected, per reason, by this call."""
@@ -216,6 +235,7 @@ class LintSeq(Stage[LintSeqOptions, LintSeqReport]):
 
     name = STAGE
     Config = LintSeqOptions
+    FileOptions = FileOptions
     example = "magicoder-data lintseq --input data.jsonl --output edits.jsonl -s 5"
     requires = ("generate",)
     progress_sql = "SELECT 1 FROM lintseq LIMIT 1"
@@ -240,6 +260,22 @@ class LintSeq(Stage[LintSeqOptions, LintSeqReport]):
         total = Counter(store.stage_summary(STAGE) or {}) + report.outcome
         store.finish_stage(STAGE, dict(total))
         return report
+
+    def run_file(self, config: LintSeqOptions, files: BaseModel) -> str:
+        assert isinstance(files, FileOptions)
+        fields = (files.instruction_field, files.code_field, files.language_field, files.language)
+        outcome = run_file(
+            files.input,
+            files.output,
+            *fields,
+            config.settings(),
+            config.workers,
+            overwrite=files.overwrite,
+        )
+        return (
+            f"{LintSeqReport(outcome).line()} -> {files.output} "
+            f"(rejected: {files.output.name}.rejected.jsonl)"
+        )
 
 
 @dataclass(frozen=True)

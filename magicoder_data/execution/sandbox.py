@@ -1,0 +1,362 @@
+"""Run untrusted Python with its tests, isolated, many jobs a second.
+
+`Sandbox` starts one warm worker per core. With isolation (the default) each worker runs under
+bubblewrap (`bwrap`): new user, network, PID, IPC and UTS namespaces, no capabilities, a
+read-only view of only the system and Python folders (no home, no run folder, no `/tmp` to
+write to), and an environment holding nothing of the caller's. Inside, the worker forks a fresh
+process tree per job with namespaces and a scratch tmpfs of its own (see `worker.py`), so a
+job's start costs a fork, not an interpreter.
+
+Without bubblewrap and user namespaces there is no isolation to be had: `Sandbox` refuses with
+`SandboxError`, unless built with `unsafe=True` (the CLI's `--unsafe-no-sandbox`), which runs
+jobs in plain child processes with the same limits, a scrubbed environment and a temporary
+working folder, and nothing more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal
+
+from ..errors import SandboxError
+
+Status = Literal["passed", "failed", "error", "timeout", "memory"]
+STATUSES: tuple[Status, ...] = ("passed", "failed", "error", "timeout", "memory")
+UNSAFE_FLAG = "--unsafe-no-sandbox"
+INSTALL = "install bubblewrap (apt install bubblewrap)"
+#: System folders bound read-only into the sandbox (when they exist), besides Python's own.
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: The few files of /etc that programs need; the rest of /etc stays outside.
+ETC = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+)
+#: Seconds a worker may take beyond a job's own timeout before it is deemed stuck and replaced.
+GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one job may use."""
+
+    timeout: float = 5.0
+    """Wall-clock seconds for the program and all its checks."""
+    memory: int = 4 << 30
+    """Address space of each process, bytes (4 GiB, as evalplus and SelfCodeAlign)."""
+    file_size: int = 16 << 20
+    """Largest file a job may write, bytes."""
+    output: int = 1 << 20
+    """Bytes a job may print before it is stopped."""
+    output_tail: int = 4096
+    """Bytes of what it printed that are kept."""
+    scratch: int = 64 << 20
+    """Size of the job's own writable folder, bytes."""
+    processes: int = 64
+    """Processes a job may run at once (enforced for non-root users; see the README)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """Tests to run against the program: code run as `__main__` (asserts, `test_*`
+    functions and TestCase classes all count), then `call` (e.g. HumanEval's
+    `check(candidate)`), after binding each alias in `bind` to a name the program defines."""
+
+    tests: str
+    call: str | None = None
+    bind: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One check's result: a status and a short reason (the failing assertion, exception...)."""
+
+    status: Status
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One job's results, one per check, with the tail of what it printed."""
+
+    outcomes: list[Outcome]
+    output: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Job:
+    program: str
+    checks: list[Check]
+
+
+class Sandbox:
+    """Warm workers that run jobs in parallel; use as a context manager.
+
+    `run` runs one job (thread-safe); `map` runs many in parallel and yields results in order.
+    """
+
+    def __init__(
+        self, limits: Limits | None = None, workers: int | None = None, *, unsafe: bool = False
+    ) -> None:
+        self.limits = limits or Limits()
+        self.unsafe = unsafe
+        self.size = max(1, workers or os.cpu_count() or 1)
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._workers: list[_Worker] = []
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def isolation(self) -> str:
+        """How jobs are isolated, for reports and stored configs."""
+        return "none (--unsafe-no-sandbox)" if self.unsafe else "bubblewrap"
+
+    def __enter__(self) -> Sandbox:
+        command = _command(self.unsafe)
+        if self.unsafe:
+            logging.getLogger("magicoder_data").warning(
+                "%s: generated code runs WITHOUT isolation, as you on this machine", UNSAFE_FLAG
+            )
+        first = _Worker(command, self.limits)
+        self._workers.append(first)
+        try:
+            first.probe()
+            for _ in range(self.size - 1):
+                self._workers.append(_Worker(command, self.limits))
+        except BaseException:
+            self.close()
+            raise
+        for worker in self._workers:
+            self._idle.put(worker)
+        self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="sandbox")
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every worker and the process trees they run."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        for worker in self._workers:
+            worker.stop()
+        self._workers.clear()
+
+    def run(self, program: str, checks: list[Check]) -> Result:
+        """Run `program` once and each check against it; one outcome per check."""
+        worker = self._idle.get()
+        try:
+            return worker.submit(self._payload(program, checks), len(checks))
+        finally:
+            self._idle.put(worker)
+
+    def map(self, jobs: Iterable[Job]) -> Iterator[Result]:
+        """Results of `jobs`, in order, running `size` at a time; reads `jobs` lazily."""
+        if self._pool is None:
+            raise RuntimeError("use Sandbox as a context manager")
+        pending: deque[Future[Result]] = deque()
+        for job in jobs:
+            pending.append(self._pool.submit(self.run, job.program, job.checks))
+            if len(pending) >= 4 * self.size:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def _payload(self, program: str, checks: list[Check]) -> bytes:
+        job: dict[str, Any] = {
+            "program": program,
+            "checks": [asdict(check) for check in checks],
+            "isolate": not self.unsafe,
+            **asdict(self.limits),
+        }
+        return json.dumps(job).encode() + b"\n"
+
+
+class _Worker:
+    """One warm fork server, replaced when it dies or stops answering."""
+
+    def __init__(self, command: list[str], limits: Limits) -> None:
+        self.command = command
+        self.limits = limits
+        self.lock = threading.Lock()
+        self._start()
+
+    def _start(self) -> None:
+        # Where bwrap says why it could not start; closed in stop().
+        self.errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+        self.process = subprocess.Popen(
+            self.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            env=_environment(),
+            cwd="/",
+            start_new_session=True,
+        )
+
+    def probe(self) -> None:
+        """Run one trivial job; SandboxError saying why when the sandbox cannot start."""
+        job = {
+            "program": "x = 1",
+            "checks": [{"tests": "assert x == 1", "call": None, "bind": {}}],
+            "isolate": "--unshare-all" in self.command,
+            **asdict(self.limits),
+        }
+        try:
+            result = self.submit(json.dumps(job).encode() + b"\n", 1)
+        except OSError as exc:
+            raise SandboxError(f"the sandbox did not start: {exc}") from None
+        if result.outcomes[0].status != "passed":
+            self.errors.seek(0)
+            said = self.errors.read().decode("utf-8", "replace").strip().splitlines()
+            why = said[-1] if said else result.outcomes[0].detail
+            raise SandboxError(
+                f"the sandbox cannot isolate code on this machine ({why}); {INSTALL} with user "
+                f"namespaces enabled, or pass {UNSAFE_FLAG} to run generated code unprotected"
+            )
+
+    def submit(self, payload: bytes, checks: int) -> Result:
+        """Send one job and wait for its result; a dead or stuck worker is replaced and the job
+        is an error."""
+        with self.lock:
+            stdin, stdout = self.process.stdin, self.process.stdout
+            assert stdin is not None and stdout is not None
+            try:
+                stdin.write(payload)
+                stdin.flush()
+                ready, _, _ = select.select([stdout], [], [], self.limits.timeout + GRACE)
+                line = stdout.readline() if ready else b""
+            except (BrokenPipeError, ValueError):
+                line = b""
+            if line:
+                data = json.loads(line)
+                outcomes = [Outcome(r["status"], r["detail"]) for r in data["results"]]
+                return Result(outcomes, data["output"], data["seconds"])
+            died = self.process.poll() is not None
+            self.stop()
+            self._start()
+            why = "the sandbox's worker died" if died else "the sandbox's worker stopped answering"
+            return Result([Outcome("error", why)] * checks, "", 0.0)
+
+    def stop(self) -> None:
+        """Kill the worker and everything it started (its session and, isolated, its
+        namespaces go with it)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.process.pid, 9)
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self.process.wait()
+        self.errors.close()
+
+
+def _environment() -> dict[str, str]:
+    """All a worker gets of the caller's environment: nothing but a search path and a locale."""
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+def _command(unsafe: bool) -> list[str]:
+    """The worker's command line: bwrap around Python, or Python alone when unsafe."""
+    source = Path(__file__).with_name("worker.py").read_text(encoding="utf-8")
+    python = [sys.executable, "-I", "-c", source]
+    if unsafe:
+        return python
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxError(
+            f"the sandbox needs bubblewrap, which is not installed: {INSTALL}, or pass "
+            f"{UNSAFE_FLAG} to run generated code unprotected"
+        )
+    return [bwrap, *_bwrap_options(), *python]
+
+
+def _bwrap_options() -> list[str]:
+    """Namespaces, no capabilities, and a read-only root holding only what Python needs."""
+    options = [
+        "--unshare-all",
+        "--unshare-user",
+        # Not root inside: a job's own namespace may then map its id without CAP_SETFCAP.
+        "--uid",
+        "1000",
+        "--gid",
+        "1000",
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        "--setenv",
+        "HOME",
+        "/sandbox",
+    ]
+    for path in SYSTEM:
+        if os.path.islink(path):
+            options += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            options += ["--ro-bind", path, path]
+    for path in ETC:
+        options += ["--ro-bind-try", path, path]
+    for root in _python_roots():
+        options += ["--ro-bind", root, root]
+    return [
+        *options,
+        "--dir",
+        "/sandbox",
+        "--dir",
+        "/tmp",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--remount-ro",
+        "/",
+        "--chdir",
+        "/",
+    ]
+
+
+def _python_roots() -> list[str]:
+    """The folders of this Python and its environment outside the system folders."""
+    prefixes = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
+    found = {*prefixes, *map(os.path.realpath, prefixes)}
+    found.add(os.path.dirname(os.path.realpath(sys.executable)))
+    outside = [p for p in found if not any(_within(p, s) for s in SYSTEM)]
+    return sorted(p for p in outside if not any(p != q and _within(p, q) for q in outside))
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
