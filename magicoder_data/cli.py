@@ -195,18 +195,7 @@ for _stage in STAGES:
 # -- commands beside the stages ------------------------------------------------------------------
 
 
-@app.command()
-def audit(
-    datasets: Annotated[list[str], typer.Argument(help="Runs, jsonl/parquet files or Hub names.")],
-    report: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("audit-report"),
-    fields: Annotated[str, typer.Option(help="Fields compared, joined.")] = "problem,solution",
-    benchmarks: Annotated[str | None, typer.Option(help="As for decontaminate.")] = None,
-    methods: Annotated[str | None, typer.Option(help="As for decontaminate.")] = None,
-    ngram: Annotated[int | None, typer.Option(help="As for decontaminate.")] = None,
-    min_substring: Annotated[int | None, typer.Option(help="As for decontaminate.")] = None,
-    threshold: Annotated[float | None, typer.Option(help="As for decontaminate.")] = None,
-    overwrite: OverwriteOpt = False,
-) -> None:
+def _audit(datasets: list[str], report: Path, fields: str, overwrite: bool, **options: Any) -> None:
     """Audit any dataset for benchmark contamination; write Markdown, HTML and flagged.jsonl.
 
     Example: magicoder-data audit runs/demo data.jsonl --benchmarks humaneval --report audit/
@@ -215,22 +204,52 @@ def audit(
     from .decontam.audit import audit as run_audit
     from .decontam.stage import ScanOptions
 
-    given = {
-        "benchmarks": benchmarks,
-        "methods": methods,
-        "ngram": ngram,
-        "min_substring": min_substring,
-        "threshold": threshold,
-    }
-    scan = build(ScanOptions, {k: v for k, v in given.items() if v is not None})
+    scan = build(ScanOptions, {k: v for k, v in options.items() if v is not None})
     names = [f.strip() for f in fields.split(",") if f.strip()]
     if not names:
         raise ConfigError("--fields names no field")
-    items, scanner = scan.scanner()
-    results = run_audit(datasets, names, items, scanner, report, overwrite=overwrite)
+    with scan.scanner() as (items, scanner):
+        results = run_audit(datasets, names, items, scanner, report, overwrite=overwrite)
     for result in results:
         say(f"{result.label}: {len(result.flagged):,} of {result.samples:,} samples flagged")
     say(f"report: {report / 'report.html'}")
+
+
+def _register_audit() -> None:
+    """`audit`: datasets, the report's options, and decontaminate's own scan options."""
+    from .decontam.stage import ScanOptions
+
+    params = [
+        inspect.Parameter(
+            "datasets",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Annotated[
+                list[str], typer.Argument(help="Runs, jsonl/parquet files or Hub names.")
+            ],
+        ),
+        _parameter(
+            "report",
+            Annotated[Path, typer.Option(help="Folder for the report.")],
+            Path("audit-report"),
+        ),
+        _parameter(
+            "fields",
+            Annotated[str, typer.Option(help="Fields compared, joined.")],
+            "problem,solution",
+        ),
+        *(_option(name, ScanOptions) for name in ScanOptions.model_fields),
+        _parameter("overwrite", OverwriteOpt, False),
+    ]
+
+    def audit(**values: Any) -> None:
+        _audit(**values)
+
+    audit.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    audit.__doc__ = _audit.__doc__
+    app.command("audit")(audit)
+
+
+_register_audit()
 
 
 @app.command("run")

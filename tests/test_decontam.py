@@ -15,7 +15,8 @@ from tests.conftest import generated_run, run_cli
 
 ITEMS = load(resolve(["humaneval"])[0])
 BY_ID = {item.item_id: item for item in ITEMS}
-SCANNER = Scanner(ITEMS, Settings())
+#: The text methods; the execution method (which needs the sandbox) is tested in test_execution.
+SCANNER = Scanner(ITEMS, Settings(methods=("substring", "ngram", "tfidf")))
 
 PARAPHRASES = {
     "HumanEval/0": "Given a list of floating point numbers and a threshold, determine whether any "
@@ -189,9 +190,14 @@ def test_decontaminate_stage_and_audit_cli(tmp_path: Path):
     assert f"{contaminated}: 1 of 2 samples flagged" in result.stdout
     lines = [json.loads(line) for line in (report / "flagged.jsonl").read_text().splitlines()]
     assert {x["id"] for x in lines} == {"s0"}
-    assert {"substring", "ngram", "tfidf"} == {
+    assert {"substring", "ngram", "execution", "tfidf"} == {
         x["method"] for x in lines if x["item_id"] == "HumanEval/0"
     }
+    evidence = next(x["evidence"] for x in lines if x["method"] == "execution")
+    assert evidence == (
+        "has_close_elements passes humaneval HumanEval/0's tests (7 assertions) "
+        "as has_close_elements"
+    )
     html = (report / "report.html").read_text()
     assert "data:image/png;base64," in html and "HumanEval/0" in html
     assert (report / "report.md").read_text().count("| ") > 4

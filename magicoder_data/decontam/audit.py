@@ -3,7 +3,8 @@
 The report is a folder: `report.md`, a self-contained `report.html` (the histogram embedded),
 `similarity.png` (each sample's highest TF-IDF similarity to any benchmark item, one curve per
 dataset, like the Magicoder paper's figure) and `flagged.jsonl` (one line per flagged sample and
-match: the sample's `id` field when it has one, else its row number, counted from 0).
+match: the sample's `id` field when it has one, else its row number, counted from 0, with the
+evidence: the matched text, or which function passed which item's tests).
 
 Only text is compared: a null value of a compared field counts as empty text, and any other
 non-string value (a number, a list, an object) is left out rather than turned into its `str()`.
@@ -126,13 +127,13 @@ def _scan(
     flagged: Any,
 ) -> None:
     matches, best, where = scanner.scan([text for _, text in batch])
-    strongest: dict[tuple[int, str, str, str], float] = {}
-    for m in matches:  # one line per sample, benchmark item and method, with its best score
+    strongest: dict[tuple[int, str, str, str], tuple[float, str]] = {}
+    for m in matches:  # one line per sample, benchmark item and method: its best evidence
         key = (m.index, m.benchmark, m.item_id, m.method)
-        strongest[key] = max(m.score, strongest.get(key, 0.0))
+        strongest[key] = max((m.score, m.span), strongest.get(key, (0.0, "")))
     for _, benchmark, method in {(i, b, m) for i, b, _, m in strongest}:
         result.counts[benchmark, method] += 1
-    for (index, benchmark, item_id, method), score in strongest.items():
+    for (index, benchmark, item_id, method), (score, evidence) in strongest.items():
         sample_id = batch[index][0]
         result.flagged.add(sample_id)
         flagged.write(
@@ -144,6 +145,7 @@ def _scan(
                     "item_id": item_id,
                     "method": method,
                     "score": score,
+                    "evidence": evidence,
                 }
             )
             + "\n"
@@ -208,7 +210,14 @@ def _summary(audits: list[DatasetAudit], items: list[BenchmarkItem], scanner: Sc
         "",
         f"Benchmarks: {', '.join(benchmarks)} ({len(items):,} items). Methods: "
         f"{', '.join(settings.methods)} (n-gram n={settings.ngram}, substrings of at least "
-        f"{settings.min_substring} characters, TF-IDF threshold {settings.tfidf_threshold}).",
+        f"{settings.min_substring} characters, TF-IDF threshold {settings.tfidf_threshold}"
+        + (
+            f"; execution runs the tests of each Python sample's {settings.candidates} closest "
+            "items with tests against its functions"
+            if "execution" in settings.methods
+            else ""
+        )
+        + ").",
         "",
         "| dataset | samples | flagged | "
         + " | ".join(f"{b}/{m}" for b in benchmarks for m in settings.methods)

@@ -8,6 +8,7 @@ naming its file and fields.
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import re
@@ -31,6 +32,11 @@ class BenchmarkItem:
     benchmark: str
     item_id: str
     texts: dict[str, str]
+    #: The item's own tests, for the execution method: HumanEval's `check(candidate)` code
+    #: (harness "check") or statements that call the entry point by name ("asserts").
+    tests: str = ""
+    entry_point: str = ""
+    harness: str = "check"
 
     @property
     def description(self) -> str:
@@ -55,19 +61,30 @@ class BenchmarkSpec:
     split: str = "test"
     path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Fields holding the item's tests and its function's name (derived from the solution's
+    #: functions that the tests call when there is no such field), and how the tests run.
+    tests: str | None = None
+    entry_point: str | None = None
+    harness: str = "check"
 
 
 REGISTRY: dict[str, BenchmarkSpec] = {
     spec.name: spec
     for spec in (
         BenchmarkSpec(
-            "humaneval", "task_id", {"prompt": "prompt", "solution": "canonical_solution"}
+            "humaneval",
+            "task_id",
+            {"prompt": "prompt", "solution": "canonical_solution"},
+            tests="test",
+            entry_point="entry_point",
         ),
         BenchmarkSpec(
             "humanevalplus",
             "task_id",
             {"prompt": "prompt", "solution": "canonical_solution"},
             hub="evalplus/humanevalplus",
+            tests="test",
+            entry_point="entry_point",
         ),
         BenchmarkSpec(
             "mbpp",
@@ -75,12 +92,16 @@ REGISTRY: dict[str, BenchmarkSpec] = {
             {"question": "text", "solution": "code"},
             hub="google-research-datasets/mbpp",
             hub_config="full",
+            tests="test_list",
+            harness="asserts",
         ),
         BenchmarkSpec(
             "mbppplus",
             "task_id",
             {"prompt": "prompt", "solution": "code"},
             hub="evalplus/mbppplus",
+            tests="test",
+            harness="asserts",
         ),
         BenchmarkSpec(
             "apps",
@@ -139,12 +160,21 @@ def resolve(entries: Iterable[str]) -> list[BenchmarkSpec]:
 
 
 def _custom(path: Path) -> BenchmarkSpec:
-    """A spec file: {"name": ..., "path": ..., "id": ..., "fields": {"prompt": ..., ...}}."""
+    """A spec file: {"name": ..., "path": ..., "id": ..., "fields": {"prompt": ..., ...}},
+    and optionally "tests", "entry_point" (field names) and "harness" (check or asserts)."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         fields = {role: str(f) for role, f in raw["fields"].items()}
         data = (path.parent / raw["path"]).resolve()
-        spec = BenchmarkSpec(str(raw["name"]), raw.get("id"), fields, path=data)
+        spec = BenchmarkSpec(
+            str(raw["name"]),
+            raw.get("id"),
+            fields,
+            path=data,
+            tests=raw.get("tests"),
+            entry_point=raw.get("entry_point"),
+            harness=str(raw.get("harness", "check")),
+        )
     except FileNotFoundError:
         raise SourceError(f"benchmark spec {path} does not exist") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -155,6 +185,8 @@ def _custom(path: Path) -> BenchmarkSpec:
     unknown = set(fields) - set(ROLES)
     if unknown or not fields:
         raise ConfigError(f"benchmark spec {path}: fields must map some of {', '.join(ROLES)}")
+    if spec.harness not in ("check", "asserts"):
+        raise ConfigError(f"benchmark spec {path}: harness must be check or asserts")
     if not data.is_file():
         raise SourceError(f"benchmark spec {path}: data file {data} does not exist")
     return spec
@@ -174,10 +206,26 @@ def load(spec: BenchmarkSpec) -> list[BenchmarkItem]:
         if spec.name.startswith("humaneval") and (docs := _DOCSTRING.findall(prompt)):
             texts["docstring"] = "\n".join(body.strip() for _, body in docs)
         item_id = str(row[spec.id_field]) if spec.id_field and spec.id_field in row else str(number)
-        items.append(BenchmarkItem(spec.name, item_id, texts))
+        tests = _text(row.get(spec.tests)) if spec.tests else ""
+        entry = _text(row.get(spec.entry_point)) if spec.entry_point else ""
+        if tests and not entry:
+            entry = _called(texts.get("solution", ""), tests)
+        items.append(BenchmarkItem(spec.name, item_id, texts, tests, entry, spec.harness))
     if not items:
         raise SourceError(f"benchmark {spec.name} has no items")
     return items
+
+
+def _called(solution: str, tests: str) -> str:
+    """The function of the reference solution that the tests call (MBPP names none)."""
+    try:
+        defined = [
+            node.name for node in ast.parse(solution).body if isinstance(node, ast.FunctionDef)
+        ]
+    except (SyntaxError, ValueError):
+        return ""
+    called = set(re.findall(r"(\w+)\s*\(", tests))
+    return next((name for name in defined if name in called), "")
 
 
 def _text(value: Any) -> str:

@@ -5,6 +5,8 @@
   automaton scans each sample once.
 - word n-grams: the sample shares an n-word sequence (default 10) with a benchmark item; the
   index is built once per benchmark set and lookups are vectorised.
+- execution (`behaviour`): the sample's code passes a benchmark item's own tests, run in the
+  sandbox against its TF-IDF closest items; catches reworded problems with renamed functions.
 - TF-IDF cosine: each sample's highest similarity to any item (sample = problem + solution,
   item = prompt + canonical solution, as in Magicoder's analysis). IDF comes from the benchmark
   items, so a sample's score does not depend on which other samples are scanned with it.
@@ -22,11 +24,14 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from ..config import OPTIONS
+from ..execution.sandbox import Sandbox
+from .behaviour import Behaviour, code_of
 from .benchmarks import BenchmarkItem
 
 _WORD = re.compile(r"\w+")
-Method = Literal["substring", "ngram", "tfidf"]
-METHODS: tuple[Method, ...] = ("substring", "ngram", "tfidf")
+Method = Literal["substring", "ngram", "execution", "tfidf"]
+#: Strongest evidence first: a dropped sample's reason names the first method that flagged it.
+METHODS: tuple[Method, ...] = ("substring", "ngram", "execution", "tfidf")
 
 
 @pydantic_dataclass(frozen=True, config=OPTIONS)
@@ -37,6 +42,8 @@ class Settings:
     ngram: int = Field(default=10, ge=1)
     min_substring: int = Field(default=50, ge=1)
     tfidf_threshold: float = Field(default=0.45, gt=0, le=1)
+    #: Benchmark items whose tests each Python sample runs (execution): its TF-IDF top k.
+    candidates: int = Field(default=3, ge=1)
 
 
 @dataclass(frozen=True)
@@ -186,29 +193,42 @@ class TfidfIndex:
         weighted = weighted.multiply(self._idf).tocsr()
         return normalize(weighted, norm="l2", copy=False)
 
-    def best(self, tokens: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """For each token list: the highest cosine similarity to any item, and its position."""
-        sims = (self._weigh(self._vectorizer.transform(tokens)) @ self._items).toarray()
-        if sims.shape[1] == 0:
-            return np.zeros(len(tokens)), np.zeros(len(tokens), dtype=np.int64)
-        return sims.max(axis=1), sims.argmax(axis=1)
+    def similarities(self, tokens: Sequence[list[str]]) -> np.ndarray:
+        """Each token list's cosine similarity to every item (a row per list)."""
+        return np.asarray((self._weigh(self._vectorizer.transform(tokens)) @ self._items).toarray())
 
 
 class Scanner:
-    """All the chosen methods' indexes over one benchmark set, built once, then fed chunks."""
+    """All the chosen methods' indexes over one benchmark set, built once, then fed chunks.
 
-    def __init__(self, items: Sequence[BenchmarkItem], settings: Settings) -> None:
+    The execution method runs code, so it needs a started `sandbox`.
+    """
+
+    def __init__(
+        self, items: Sequence[BenchmarkItem], settings: Settings, sandbox: Sandbox | None = None
+    ) -> None:
         self.items = list(items)
         self.settings = settings
         methods = settings.methods
+        self._behaviour = None
+        if "execution" in methods:
+            if sandbox is None:
+                raise ValueError("the execution method needs a sandbox")
+            self._behaviour = Behaviour(items, sandbox, settings.candidates)
         self._substrings = (
             SubstringIndex(items, settings.min_substring) if "substring" in methods else None
         )
         self._ngrams = NgramIndex(items, settings.ngram) if "ngram" in methods else None
         self._tfidf = TfidfIndex(items)
 
-    def scan(self, texts: list[str]) -> tuple[list[Match], np.ndarray, np.ndarray]:
-        """Matches (sorted by text position), max TF-IDF similarity and that item's position."""
+    def scan(
+        self, texts: list[str], codes: Sequence[str | None] | None = None
+    ) -> tuple[list[Match], np.ndarray, np.ndarray]:
+        """Matches (sorted by text position), max TF-IDF similarity and that item's position.
+
+        `codes` are the samples' Python code for the execution method (None: not Python);
+        by default, the Python code inside each text.
+        """
         matches = []
         tokens = [words(text) for text in texts]
         for i, text in enumerate(texts):
@@ -229,7 +249,18 @@ class Scanner:
                     matches.append(
                         Match(i, item.benchmark, item.item_id, "ngram", round(share, 4), span)
                     )
-        best, where = self._tfidf.best(tokens)
+        sims = self._tfidf.similarities(tokens)
+        if sims.shape[1] == 0:
+            best, where = np.zeros(len(texts)), np.zeros(len(texts), dtype=np.int64)
+        else:
+            best, where = sims.max(axis=1), sims.argmax(axis=1)
+        if self._behaviour is not None:
+            runnable = codes if codes is not None else [code_of(text) for text in texts]
+            for index, position, _, evidence in self._behaviour.scan(runnable, sims):
+                bench = self.items[position]
+                matches.append(
+                    Match(index, bench.benchmark, bench.item_id, "execution", 1.0, evidence)
+                )
         if "tfidf" in self.settings.methods:
             for row in np.flatnonzero(best >= self.settings.tfidf_threshold):
                 item = self.items[where[row]]

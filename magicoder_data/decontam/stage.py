@@ -2,13 +2,15 @@
 
 Samples are scanned in chunks, and each chunk's similarities, evidence and drops are committed
 together, so a killed run resumes after the last chunk. A dropped sample's reason names the
-benchmark and the strongest method that flagged it (substring, then ngram, then tfidf); all
+benchmark and the strongest method that flagged it (substring, ngram, execution, then tfidf); all
 evidence stays in the `contamination` table.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -16,6 +18,7 @@ from pydantic import field_validator, model_validator
 
 from ..config import StrictModel, build
 from ..errors import ConfigError
+from ..execution.sandbox import Sandbox
 from ..records import Drop
 from ..stage import DropReport, Progress, Stage
 from ..store import RunStore
@@ -35,13 +38,17 @@ class ScanOptions(StrictModel):
     """Comma-separated: humaneval (default), mbpp, humanevalplus, mbppplus, apps, ds1000, gsm8k,
     livecodebench; NAME=FILE for a local copy; or a JSON spec file for your own."""
     methods: str | list[str] | None = None
-    """Any of substring, ngram, tfidf (default all)."""
+    """Any of substring, ngram, execution, tfidf (default all)."""
     ngram: int | None = None
     """Words per n-gram (10)."""
     min_substring: int | None = None
     """Shortest benchmark text matched (50)."""
     threshold: float | None = None
     """TF-IDF similarity that flags (0.45)."""
+    candidates: int | None = None
+    """Benchmark items whose tests each Python sample runs, its TF-IDF closest (3)."""
+    unsafe_no_sandbox: bool = False
+    """Run the execution method's code WITHOUT isolation (only where no sandbox can be had)."""
 
     @field_validator("methods")
     @classmethod
@@ -72,7 +79,14 @@ class ScanOptions(StrictModel):
             "min_substring": DEFAULTS.min_substring,
             "threshold": DEFAULTS.tfidf_threshold,
         }
-        return {**defaults, **(stored or {}), **self.model_dump(exclude_none=True)}
+        given = self.model_dump(exclude_none=True, exclude={"unsafe_no_sandbox"})
+        config = {**defaults, **(stored or {}), **given}
+        if "execution" in config["methods"]:  # runs without it keep the config they stored
+            config.setdefault("candidates", DEFAULTS.candidates)
+            config["sandbox"] = "none" if self.unsafe_no_sandbox else "bubblewrap"
+        else:
+            config.pop("candidates", None)
+        return config
 
     def settings(self, stored: dict | None = None) -> tuple[Settings, list[BenchmarkItem]]:
         """The validated scan settings and the benchmark items they compare with."""
@@ -84,10 +98,16 @@ class ScanOptions(StrictModel):
         specs = resolve(config["benchmarks"].split(","))
         return self.scan_settings(stored), [item for spec in specs for item in load(spec)]
 
-    def scanner(self) -> tuple[list[BenchmarkItem], Scanner]:
-        """The benchmark items and a scanner over them, built once (for `audit`)."""
-        settings, items = self.settings()
-        return items, Scanner(items, settings)
+    @contextmanager
+    def scanner(self, stored: dict | None = None) -> Iterator[tuple[list[BenchmarkItem], Scanner]]:
+        """The benchmark items and a scanner over them, built once, with the sandbox that the
+        execution method runs code in started for as long as the scanner is in use."""
+        settings, items = self.settings(stored)
+        if "execution" not in settings.methods:
+            yield items, Scanner(items, settings)
+            return
+        with Sandbox(unsafe=self.unsafe_no_sandbox) as sandbox:
+            yield items, Scanner(items, settings, sandbox)
 
     def scan_settings(self, stored: dict | None = None) -> Settings:
         """The validated scan settings (InvalidOption names a bad key)."""
@@ -99,6 +119,7 @@ class ScanOptions(StrictModel):
                 "ngram": config["ngram"],
                 "min_substring": config["min_substring"],
                 "tfidf_threshold": config["threshold"],
+                "candidates": config.get("candidates", DEFAULTS.candidates),
             },
             names={"tfidf_threshold": "threshold"},
         )
@@ -117,6 +138,7 @@ class ToScan:
     language: str
     problem: str | None
     solution: str | None
+    solution_code: str | None
 
 
 class Decontaminate(Stage[ScanOptions, DropReport]):
@@ -140,16 +162,16 @@ class Decontaminate(Stage[ScanOptions, DropReport]):
         """Scan what is left to scan, with the benchmark index built once."""
         self.check_ready(store)
         stored = store.stage_config(STAGE)
-        settings, items = config.settings(stored)
+        config.settings(stored)  # a bad benchmark fails before the stage is recorded
         store.begin_stage(STAGE, config.resolved(stored), self.progress_sql)
-        scanner = Scanner(items, settings)
         report = DropReport(STAGE, Counter())
-        columns = "x.seed_id, s.language, x.problem, x.solution"
-        for chunk in self.pending(store, columns, CHUNK, ToScan):
-            _record(store, chunk, items, scanner)
-            if progress:
-                report.dropped = store.drop_totals(STAGE)
-                progress(report)
+        columns = "x.seed_id, s.language, x.problem, x.solution, x.solution_code"
+        with config.scanner(stored) as (items, scanner):
+            for chunk in self.pending(store, columns, CHUNK, ToScan):
+                _record(store, chunk, items, scanner)
+                if progress:
+                    report.dropped = store.drop_totals(STAGE)
+                    progress(report)
         store.finish_stage(STAGE, {})
         report.dropped = store.drop_totals(STAGE)
         return report
@@ -160,7 +182,9 @@ def _record(
 ) -> None:
     """Scan one chunk; store its similarities, evidence and drops together."""
     ids = [s.seed_id for s in chunk]
-    matches, best, where = scanner.scan([sample_text(s.problem, s.solution) for s in chunk])
+    texts = [sample_text(s.problem, s.solution) for s in chunk]
+    codes = [s.solution_code if s.language == "python" else None for s in chunk]
+    matches, best, where = scanner.scan(texts, codes)
     similarity = [
         (seed_id, float(score), items[w].benchmark, items[w].item_id)
         for seed_id, score, w in zip(ids, best, where, strict=True)
