@@ -8,7 +8,7 @@ DEMO_RUN ?= demo-run
 DEMO_MIX ?= python=6,cpp=1,java=1,typescript=1,shell=1,csharp=1,rust=1,php=1,swift=1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install test lint demo bench clean
+.PHONY: install sandbox test lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,20 +23,36 @@ $(LOCAL_STAMP): $(STAMP)
 
 install: $(STAMP)
 
+# Generated code runs only inside bubblewrap (`bwrap`, a Debian package): verify and the
+# execution method of decontaminate/audit refuse to run without it. Installed once, with sudo
+# when not root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		echo "installing bubblewrap, the sandbox for generated code"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q bubblewrap >/dev/null; } || \
+		{ echo "could not install bubblewrap: install it with your package manager"; exit 1; }; }
+
 lint: $(LOCAL_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy magicoder_data
 
-test: lint
+test: lint sandbox
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest
 
 # The main job end to end on the bundled corpus with the embedded local model (no API key).
-demo: $(LOCAL_STAMP)
+# It asks for tests with each solution, runs them in the sandbox (verify), and decontaminates
+# with the text methods and by running HumanEval's own tests (execution).
+demo: $(LOCAL_STAMP) sandbox
 	rm -rf $(DEMO_RUN) $(DEMO_RUN)-dataset $(DEMO_RUN)-audit $(DEMO_RUN)-analysis.ipynb
 	$(BIN)/magicoder-data sample $(DEMO_RUN) --source bundled --mix $(DEMO_MIX)
-	env -u OPENAI_API_KEY -u OPENAI_BASE_URL $(BIN)/magicoder-data generate $(DEMO_RUN) --plain
+	env -u OPENAI_API_KEY -u OPENAI_BASE_URL $(BIN)/magicoder-data generate $(DEMO_RUN) --plain \
+		--template oss-instruct-tests
 	$(BIN)/magicoder-data clean $(DEMO_RUN) --min-problem 20 --min-solution 10
+	$(BIN)/magicoder-data verify $(DEMO_RUN) --plain
 	$(BIN)/magicoder-data decontaminate $(DEMO_RUN) --benchmarks humaneval
 	$(BIN)/magicoder-data lintseq $(DEMO_RUN) -s 2
 	$(BIN)/magicoder-data status $(DEMO_RUN)
@@ -47,9 +63,10 @@ demo: $(LOCAL_STAMP)
 	@echo "dataset: $(DEMO_RUN)-dataset/  audit report: $(DEMO_RUN)-audit/report.html" \
 		" analysis: $(DEMO_RUN)-analysis.ipynb"
 
-bench: $(STAMP)
+bench: $(STAMP) sandbox
 	$(BIN)/python bench/bench_sample.py
 	$(BIN)/python bench/bench_export.py
+	$(BIN)/python bench/bench_sandbox.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_RUN) $(DEMO_RUN)-dataset $(DEMO_RUN)-audit $(DEMO_RUN)-analysis.ipynb

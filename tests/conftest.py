@@ -117,11 +117,18 @@ def run_generate(
     )
 
 
-def generated_run(run: Path, mix: str, faults: dict[int, list[str]] | None = None) -> Path:
-    """A run with seeds sampled from the bundled corpus and answers from the fake server."""
+def generated_run(
+    run: Path,
+    mix: str,
+    faults: dict[int, list[str]] | None = None,
+    answer: Callable[[int], str] | None = None,
+    *args: str,
+) -> Path:
+    """A run with seeds sampled from the bundled corpus and answers from the fake server
+    (`answer` writes an answer's content from its request seed; `args` go to generate)."""
     from tests.openai_server import FakeOpenAI
 
     run_cli("sample", run, "--source", "bundled", "--mix", mix, check=True)
-    with FakeOpenAI(faults=faults) as server:
-        run_generate(run, server.base_url, check=True)
+    with FakeOpenAI(faults=faults, answer=answer) as server:
+        run_generate(run, server.base_url, *args, check=True)
     return run

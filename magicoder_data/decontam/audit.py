@@ -212,8 +212,8 @@ def _summary(audits: list[DatasetAudit], items: list[BenchmarkItem], scanner: Sc
         f"{', '.join(settings.methods)} (n-gram n={settings.ngram}, substrings of at least "
         f"{settings.min_substring} characters, TF-IDF threshold {settings.tfidf_threshold}"
         + (
-            f"; execution runs the tests of each Python sample's {settings.candidates} closest "
-            "items with tests against its functions"
+            f"; execution runs the tests of up to {settings.candidates} items (closest first, "
+            "same arity) against each Python sample's functions"
             if "execution" in settings.methods
             else ""
         )

@@ -2,11 +2,14 @@
 
 Text matching misses a benchmark problem told in new words with its function renamed; running
 the item's tests does not (Magicoder#40 found half of HumanEval in Evol-Instruct this way). For
-each Python sample, its candidates are the benchmark items with tests that TF-IDF ranks closest
-(`candidates`, 3 by default); every top-level function of the sample whose positional arity
-fits the item's entry point is bound to the entry point's name, and the item's tests run
-against it in the sandbox. One sandboxed job per sample runs all its (item, function) checks.
-A pass is flagged, with the function, the item and how many assertions its tests hold.
+each Python sample, its candidates are the benchmark items with tests whose entry point takes
+as many positional arguments as one of the sample's top-level functions, closest by TF-IDF
+first, at most `candidates` of them (by default 200: every HumanEval item, since reworded
+problems share few words with theirs). Each fitting function is bound to the entry point's
+name and the item's tests run against it in the sandbox, which compiled every item's tests
+once; one sandboxed job per sample runs all its (item, function) checks, each with its share of
+the time limit. A pass is flagged, with the function, the item and how many assertions its
+tests hold.
 """
 
 from __future__ import annotations
@@ -31,14 +34,16 @@ class Target:
     """A benchmark item's runnable side: its entry point, arity and tests."""
 
     item: int
+    suite: str
     entry_point: str
     arity: int | None
     tests: str
     call: str | None
 
     def check(self, function: str) -> Check:
-        """The item's tests run against `function` of a sample, under the entry point's name."""
-        return Check(self.tests, self.call, {self.entry_point: function})
+        """The item's tests run against `function` of a sample, under the entry point's name
+        (the tests are a suite the sandbox compiled once)."""
+        return Check(call=self.call, bind={self.entry_point: function}, suite=self.suite)
 
 
 def target_of(number: int, item: BenchmarkItem) -> Target | None:
@@ -50,7 +55,18 @@ def target_of(number: int, item: BenchmarkItem) -> Target | None:
     if item.entry_point not in found:  # HumanEval's prompt and solution are one function
         found = {name: low for name, low, _ in functions(item.description + "\n    pass")}
     call = f"check({item.entry_point})" if item.harness == "check" else None
-    return Target(number, item.entry_point, found.get(item.entry_point), item.tests, call)
+    return Target(
+        number, suite_name(item), item.entry_point, found.get(item.entry_point), item.tests, call
+    )
+
+
+def suite_name(item: BenchmarkItem) -> str:
+    return f"{item.benchmark}/{item.item_id}"
+
+
+def suites(items: Sequence[BenchmarkItem]) -> dict[str, str]:
+    """The tests of every item that has some, by suite name: what the sandbox compiles once."""
+    return {suite_name(item): item.tests for item in items if item.tests and item.entry_point}
 
 
 def functions(code: str) -> list[tuple[str, int, int]]:
@@ -121,16 +137,21 @@ class Behaviour:
         defined = functions(code)
         if not defined:
             return code, []
-        scores = np.where(self.runnable, similarity, -1.0)
-        top = np.argsort(-scores, kind="stable")[: self.candidates]
-        plan = []
-        for item in top:
+        plan: list[tuple[int, str, Check]] = []
+        chosen = 0
+        for item in np.argsort(-similarity, kind="stable"):
             target = self.targets[int(item)]
             if target is None:
                 continue
-            for name, low, most in defined:
-                if target.arity is None or low <= target.arity <= most:
-                    plan.append((int(item), name, target.check(name)))
+            fitting = [
+                name
+                for name, low, most in defined
+                if target.arity is None or low <= target.arity <= most
+            ]
+            plan += [(int(item), name, target.check(name)) for name in fitting]
+            chosen += bool(fitting)
+            if chosen == self.candidates:
+                break
         return code, plan
 
     def _evidence(self, item: int, function: str) -> str:

@@ -42,8 +42,8 @@ class Settings:
     ngram: int = Field(default=10, ge=1)
     min_substring: int = Field(default=50, ge=1)
     tfidf_threshold: float = Field(default=0.45, gt=0, le=1)
-    #: Benchmark items whose tests each Python sample runs (execution): its TF-IDF top k.
-    candidates: int = Field(default=3, ge=1)
+    #: Most benchmark items whose tests each Python sample runs (execution), closest first.
+    candidates: int = Field(default=200, ge=1)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from ..execution.sandbox import Sandbox
 from ..records import Drop
 from ..stage import DropReport, Progress, Stage
 from ..store import RunStore
+from .behaviour import suites
 from .benchmarks import BenchmarkItem
 from .methods import METHODS, Match, Scanner, Settings
 
@@ -46,7 +47,8 @@ class ScanOptions(StrictModel):
     threshold: float | None = None
     """TF-IDF similarity that flags (0.45)."""
     candidates: int | None = None
-    """Benchmark items whose tests each Python sample runs, its TF-IDF closest (3)."""
+    """Most benchmark items whose tests each Python sample's functions run, closest by TF-IDF
+    first, among those taking as many arguments (200)."""
     unsafe_no_sandbox: bool = False
     """Run the execution method's code WITHOUT isolation (only where no sandbox can be had)."""
 
@@ -106,7 +108,7 @@ class ScanOptions(StrictModel):
         if "execution" not in settings.methods:
             yield items, Scanner(items, settings)
             return
-        with Sandbox(unsafe=self.unsafe_no_sandbox) as sandbox:
+        with Sandbox(unsafe=self.unsafe_no_sandbox, suites=suites(items)) as sandbox:
             yield items, Scanner(items, settings, sandbox)
 
     def scan_settings(self, stored: dict | None = None) -> Settings:

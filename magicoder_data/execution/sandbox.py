@@ -80,11 +80,13 @@ class Limits:
 class Check:
     """Tests to run against the program: code run as `__main__` (asserts, `test_*`
     functions and TestCase classes all count), then `call` (e.g. HumanEval's
-    `check(candidate)`), after binding each alias in `bind` to a name the program defines."""
+    `check(candidate)`), after binding each alias in `bind` to a name the program defines.
+    `suite` names tests the sandbox was started with, instead of `tests`."""
 
-    tests: str
+    tests: str = ""
     call: str | None = None
     bind: dict[str, str] = field(default_factory=dict)
+    suite: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,13 +116,21 @@ class Sandbox:
     """Warm workers that run jobs in parallel; use as a context manager.
 
     `run` runs one job (thread-safe); `map` runs many in parallel and yields results in order.
+    `suites` are test sources compiled once in every worker, for checks that name them
+    (benchmark items' tests, run against many samples).
     """
 
     def __init__(
-        self, limits: Limits | None = None, workers: int | None = None, *, unsafe: bool = False
+        self,
+        limits: Limits | None = None,
+        workers: int | None = None,
+        *,
+        unsafe: bool = False,
+        suites: dict[str, str] | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.unsafe = unsafe
+        self.suites = suites or {}
         self.size = max(1, workers or os.cpu_count() or 1)
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._workers: list[_Worker] = []
@@ -137,12 +147,12 @@ class Sandbox:
             logging.getLogger("magicoder_data").warning(
                 "%s: generated code runs WITHOUT isolation, as you on this machine", UNSAFE_FLAG
             )
-        first = _Worker(command, self.limits)
+        first = _Worker(command, self.limits, self.suites)
         self._workers.append(first)
         try:
             first.probe()
             for _ in range(self.size - 1):
-                self._workers.append(_Worker(command, self.limits))
+                self._workers.append(_Worker(command, self.limits, self.suites))
         except BaseException:
             self.close()
             raise
@@ -201,13 +211,20 @@ class Sandbox:
 class _Worker:
     """One warm fork server, replaced when it dies or stops answering."""
 
-    def __init__(self, command: list[str], limits: Limits) -> None:
+    def __init__(self, command: list[str], limits: Limits, suites: dict[str, str]) -> None:
         self.command = command
         self.limits = limits
+        self.suites = suites
         self.lock = threading.Lock()
         self._start()
 
     def _start(self) -> None:
+        """Start the worker and send it the shared test suites."""
+        self._spawn()
+        if self.suites:
+            self._exchange(json.dumps({"suites": self.suites}).encode() + b"\n", GRACE * 6)
+
+    def _spawn(self) -> None:
         # Where bwrap says why it could not start; closed in stop().
         self.errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -245,15 +262,7 @@ class _Worker:
         """Send one job and wait for its result; a dead or stuck worker is replaced and the job
         is an error."""
         with self.lock:
-            stdin, stdout = self.process.stdin, self.process.stdout
-            assert stdin is not None and stdout is not None
-            try:
-                stdin.write(payload)
-                stdin.flush()
-                ready, _, _ = select.select([stdout], [], [], self.limits.timeout + GRACE)
-                line = stdout.readline() if ready else b""
-            except (BrokenPipeError, ValueError):
-                line = b""
+            line = self._exchange(payload, self.limits.timeout + GRACE)
             if line:
                 data = json.loads(line)
                 outcomes = [Outcome(r["status"], r["detail"]) for r in data["results"]]
@@ -263,6 +272,18 @@ class _Worker:
             self._start()
             why = "the sandbox's worker died" if died else "the sandbox's worker stopped answering"
             return Result([Outcome("error", why)] * checks, "", 0.0)
+
+    def _exchange(self, payload: bytes, wait: float) -> bytes:
+        """Send one message and read the answer line; empty when the worker died or is stuck."""
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(payload)
+            stdin.flush()
+            ready, _, _ = select.select([stdout], [], [], wait)
+            return stdout.readline() if ready else b""
+        except (BrokenPipeError, ValueError):
+            return b""
 
     def stop(self) -> None:
         """Kill the worker and everything it started (its session and, isolated, its

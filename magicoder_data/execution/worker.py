@@ -10,11 +10,14 @@ signal the worker's process group), takes the limits, runs the program once and 
 turn, and reports on a pipe of its own. The worker enforces the wall-clock limit and caps what
 the job prints.
 
-A job is {"program", "checks": [{"tests", "call", "bind": {alias: name}}], "isolate"} and the
+A job is {"program", "checks": [{"tests" or "suite", "call", "bind": {alias: name}}],
+"isolate"} and the
 limits (see `Limits` in `sandbox.py`); its result is {"results": [{"status", "detail"}, ...],
 "output": the tail of what it printed, "seconds"}, one result per check, each status one of
 passed, failed, error, timeout, memory. Statuses come from the job's report pipe only when the
-job got to the end: a program that exits early, or is killed, is an error.
+job got to the end: a program that exits early, or is killed, is an error. A message
+{"suites": {name: tests}} compiles test suites once, for checks that name a suite instead of
+carrying their tests (benchmark items' tests, run against many samples).
 """
 
 from __future__ import annotations
@@ -76,9 +79,21 @@ def main() -> None:
     for line in sys.stdin.buffer:
         if not line.strip():
             continue
-        result = serve(json.loads(line))
+        message = json.loads(line)
+        result = _load_suites(message["suites"]) if "suites" in message else serve(message)
         out.write(json.dumps(result).encode() + b"\n")
         out.flush()
+
+
+def _load_suites(suites: dict[str, str]) -> dict:
+    """Compile shared test suites once; a suite that does not compile is left out (a check
+    naming it is then an error)."""
+    for name, source in suites.items():
+        try:
+            SUITES[name] = Prepared(source, f"{name}.py")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            SUITES.pop(name, None)
+    return {"suites": len(SUITES)}
 
 
 def serve(job: dict) -> dict:
@@ -322,6 +337,28 @@ def run_checks(job: dict, report: io.TextIOBase) -> None:  # pragma: no cover - 
         report.write(json.dumps(_check(check, dict(namespace), budget)) + "\n")
 
 
+class Prepared:
+    """Tests compiled once, with what they hold: test functions and how many assertions."""
+
+    def __init__(self, source: str, name: str = "tests.py") -> None:
+        self.source = source
+        self.name = name
+        tree = ast.parse(source, name)  # SyntaxError: the caller reports it
+        self.code = compile(tree, name, "exec")
+        self.defined = [
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef)
+            and node.name.startswith("test")
+            and not node.args.args
+        ]
+        self.asserts = sum(isinstance(node, ast.Assert) for node in ast.walk(tree))
+
+
+#: Test suites sent once to the worker (benchmark items' tests), compiled before any job forks.
+SUITES: dict[str, Prepared] = {}
+
+
 def _check(check: dict, namespace: dict, budget: float) -> dict:  # pragma: no cover - child
     """One check: bind aliases, run the tests as __main__, then their test functions, TestCase
     classes and the final call."""
@@ -330,26 +367,23 @@ def _check(check: dict, namespace: dict, budget: float) -> dict:  # pragma: no c
             namespace[alias] = namespace[name]
     except KeyError as exc:
         return {"status": "error", "detail": f"the program defines no {exc.args[0]}"}
-    tests = SOURCES["tests.py"] = check.get("tests") or ""
     SOURCES["check.py"] = check.get("call") or ""
     try:
-        tree = ast.parse(tests, "tests.py")
+        suite = check.get("suite")
+        tests = SUITES[suite] if suite else Prepared(check.get("tests") or "")
+    except KeyError:
+        return {"status": "error", "detail": f"no test suite {check['suite']!r} in the sandbox"}
     except SyntaxError as exc:
         detail = f"SyntaxError in the tests: {exc.msg} (line {exc.lineno})"
         return {"status": "error", "detail": detail}
-    defined = [
-        node.name
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef) and node.name.startswith("test") and not node.args.args
-    ]
-    runs = sum(isinstance(node, ast.Assert) for node in ast.walk(tree)) + bool(check.get("call"))
+    SOURCES[tests.name] = tests.source
     namespace["__name__"] = "__main__"
     ran: list[int] = [0]
     unittest.main = _unittest_main(namespace, ran)  # type: ignore[assignment]
 
     def body() -> None:
-        exec(compile(tree, "tests.py", "exec"), namespace)
-        for name in defined:
+        exec(tests.code, namespace)
+        for name in tests.defined:
             namespace[name]()
         if not ran[0]:
             _unittest_main(namespace, ran)()
@@ -359,7 +393,7 @@ def _check(check: dict, namespace: dict, budget: float) -> dict:  # pragma: no c
     outcome = _run(body, budget)
     if outcome is not None:
         return outcome
-    if not (runs or defined or ran[0] > 0):
+    if not (tests.asserts or check.get("call") or tests.defined or ran[0] > 0):
         return {"status": "error", "detail": "the tests check nothing"}
     return {"status": "passed", "detail": ""}
 

@@ -151,9 +151,15 @@ def _decontamination(store: RunStore) -> list[str]:
     lines = ["", "## Decontamination", ""]
     decontam = store.stage_config("decontaminate")
     if decontam:
+        execution = (
+            f", execution of up to {decontam['candidates']} items' tests against each Python "
+            f"sample (sandbox: {decontam.get('sandbox', 'bubblewrap')})"
+            if "execution" in decontam["methods"]
+            else ""
+        )
         lines.append(
             f"Benchmarks `{decontam['benchmarks']}`, methods {', '.join(decontam['methods'])} "
-            f"(n-gram {decontam['ngram']}, TF-IDF threshold {decontam['threshold']})."
+            f"(n-gram {decontam['ngram']}, TF-IDF threshold {decontam['threshold']}{execution})."
         )
         removed = sorted(store.drop_totals("decontaminate").items())
         lines += [f"- {reason}: {n:,} samples removed" for reason, n in removed]
@@ -161,6 +167,35 @@ def _decontamination(store: RunStore) -> list[str]:
             lines.append("- no sample was flagged")
     else:
         lines.append("Not decontaminated: run `magicoder-data decontaminate` before exporting.")
+    return lines
+
+
+def _verification(store: RunStore) -> list[str]:
+    """How the solutions were run against their tests, and the pass rate; or that they were not."""
+    from ..verify import NOT_RUN, pass_rate, verdict_counts
+
+    lines = ["", "## Verification", ""]
+    config = store.stage_config("verify")
+    if not config:
+        return [
+            *lines,
+            "Not verified: no solution was run. Generate with `--template oss-instruct-tests` "
+            "and run `magicoder-data verify` to keep only solutions that pass their tests.",
+        ]
+    counts = verdict_counts(store)
+    rate = pass_rate(counts)
+    ran = sum(n for status, n in counts.items() if status not in NOT_RUN)
+    kept = "dropped" if config["require_tests"] else "kept"
+    lines += [
+        "Every Python solution was run against the tests generated with it, in a sandbox "
+        f"({config['sandbox']}; {config['timeout']:g} s and {config['memory_mb']:,} MiB per "
+        "sample). Samples that failed were dropped; the `tests`, `verify_status` and "
+        "`verify_detail` columns carry what each kept sample was checked with.",
+        "",
+        f"- Pass rate: {rate:.1%} of {ran:,} solutions run" if rate is not None else "- None ran",
+        *(f"- {status}: {n:,}" for status, n in sorted(counts.items())),
+        f"- Samples without tests were {kept}; other languages were not run (kept).",
+    ]
     return lines
 
 
@@ -195,6 +230,7 @@ def card(store: RunStore, counts: dict[str, int], license: str, where: str) -> s
         *_intro(store.root.name, config.get("model"), counts),
         *_provenance(store, config),
         *_counts(store),
+        *_verification(store),
         *_decontamination(store),
         *_loading_and_citation(counts, where),
     ]

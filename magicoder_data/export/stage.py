@@ -125,14 +125,18 @@ class KeptSample:
     system_fingerprint: str | None
     problem: str
     solution: str
+    tests: str | None
+    verify_status: str | None  # None: verify did not run on it
+    verify_detail: str | None
 
 
 def kept_samples(store: RunStore) -> Iterator[KeptSample]:
-    """Every kept sample, in seed order."""
+    """Every kept sample with its tests and verdict, in seed order."""
     return store.rows(
         "SELECT x.seed_id, s.language, s.snippet, x.system_fingerprint, x.problem, "
-        f"x.solution FROM samples x JOIN seeds s ON s.id = x.seed_id WHERE {kept_sql()} "
-        "ORDER BY x.seed_id",
+        "x.solution, x.tests, v.status AS verify_status, v.detail AS verify_detail FROM samples x "
+        "JOIN seeds s ON s.id = x.seed_id LEFT JOIN verification v ON v.seed_id = x.seed_id "
+        f"WHERE {kept_sql()} ORDER BY x.seed_id",
         as_=KeptSample,
     )
 

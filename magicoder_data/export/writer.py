@@ -45,6 +45,9 @@ def _rows(store: RunStore, config: str) -> Iterator[dict[str, Any]]:
                 "openai_fingerprint": row.system_fingerprint or "",
                 "problem": row.problem,
                 "solution": row.solution,
+                "tests": row.tests,
+                "verify_status": row.verify_status,
+                "verify_detail": row.verify_detail,
             }
         else:
             yield {
@@ -64,7 +67,18 @@ def _schema(config: str) -> Any:
 
     text, number = pa.string(), pa.int64()
     if config == "oss-instruct":
-        names = ("lang", "raw_index", "index", "seed", "openai_fingerprint", "problem", "solution")
+        names = (
+            "lang",
+            "raw_index",
+            "index",
+            "seed",
+            "openai_fingerprint",
+            "problem",
+            "solution",
+            "tests",
+            "verify_status",
+            "verify_detail",
+        )
         return pa.schema([(n, number if n.endswith("index") else text) for n in names])
     if config == "sft":
         message = pa.struct([("role", text), ("content", text)])
