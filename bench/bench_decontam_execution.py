@@ -4,14 +4,16 @@ Builds a run in the Magicoder mix (as bench_verify does: 40 of every 75 samples 
 Python samples are shaped like generated ones: a problem and one fenced solution of 1-3
 top-level functions, each either a generated-style helper (bench_verify's templates, renamed)
 or a real top-level function of the bundled Python corpus with its module's standard-library
-imports. Every such function meets HumanEval's tests when its arity fits a candidate's entry
-point, so the sandbox runs them: most fail at once, some raise, a few loop until the time
-limit. One Python sample in 500 is a HumanEval canonical solution renamed (contamination that
-only the execution method reads as such; its body is verbatim, so the text methods may see it
-too). Then `magicoder-data decontaminate RUN --benchmarks humaneval` runs in a fresh process on
-two copies of the run: all methods, and text methods only (substring, ngram, tfidf). Prints wall
-time, samples/s and the stage process's peak RSS (sandbox workers are separate processes).
-Target: 75K samples in at most 20 minutes and 2 GB on 2 cores.
+imports. The execution method runs HumanEval's tests against every function whose arity fits
+an item's entry point: most fail at once, some raise, a few loop until the time limit. One
+Python sample in 500 is a HumanEval canonical solution renamed (real contamination; its body
+is verbatim, so the text methods catch it too). Two of the helpers solve HumanEval tasks by
+behaviour: the bracket checker is HumanEval/61 generalised, and running totals with
+`accumulate` return a string's prefixes (HumanEval/14), so they dominate the execution drops;
+the top items are printed to show it. Then `magicoder-data decontaminate RUN --benchmarks
+humaneval` runs in a fresh process on two copies of the run: all methods, and text methods only
+(substring, ngram, tfidf). Prints wall time, samples/s and the stage process's peak RSS (sandbox
+workers are separate processes). Target: 75K samples in at most 20 minutes and 2 GB on 2 cores.
 
 Usage: python bench/bench_decontam_execution.py [--samples 75000]
 """
@@ -26,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -104,13 +107,28 @@ class PythonSamples:
         return Sample(problem_text(rng, topic), solution, "python", code, None)
 
 
-def decontaminate(run: Path, methods: str) -> tuple[float, float, str, dict[str, int]]:
-    """Wall seconds, peak RSS (MiB), the stage's line and drops per reason, in a fresh process."""
+@dataclass(frozen=True)
+class Outcome:
+    """What one decontaminate run took and found."""
+
+    wall: float
+    rss: float
+    dropped: dict[str, int]
+    #: Samples flagged by execution per HumanEval item, most first: which tasks collide.
+    executed: dict[str, int]
+
+
+def decontaminate(run: Path, methods: str) -> Outcome:
+    """Run the stage in a fresh process, then read what it dropped and why."""
     command = ["magicoder_data", "decontaminate", str(run), "--benchmarks", "humaneval"]
-    wall, rss, stdout = measure([*command, "--methods", methods, "--plain"])
+    wall, rss, _ = measure([*command, "--methods", methods, "--plain"])
     with RunStore.open(run, readonly=True) as store:
         dropped = dict(sorted(store.drop_totals("decontaminate").items()))
-    return wall, rss, stdout.strip().splitlines()[-1] if stdout.strip() else "", dropped
+        executed = store.pairs(
+            "SELECT item_id, COUNT(DISTINCT seed_id) FROM contamination "
+            "WHERE method = 'execution' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 6"
+        )
+    return Outcome(wall, rss, dropped, executed)
 
 
 def main() -> None:
@@ -129,15 +147,15 @@ def main() -> None:
             ("text+execution", ALL, run),
             ("text only", TEXT, text_run),
         ):
-            wall, rss, line, dropped = decontaminate(target, methods)
+            done = decontaminate(target, methods)
             print(
-                f"{label:>14}: {size:>8,} samples vs 164 items: {wall:7.1f}s  "
-                f"{size / wall:7,.0f} samples/s  peak RSS {rss:6,.0f} MiB  "
-                f"(75K extrapolated: {75_000 / size * wall / 60:.1f} min)"
+                f"{label:>14}: {size:>8,} samples vs 164 items: {done.wall:7.1f}s  "
+                f"{size / done.wall:7,.0f} samples/s  peak RSS {done.rss:6,.0f} MiB  "
+                f"(75K extrapolated: {75_000 / size * done.wall / 60:.1f} min)"
             )
-            print(f"{'':>16}dropped: {json.dumps(dropped)}")
-            if line:
-                print(f"{'':>16}{line}")
+            print(f"{'':>16}dropped: {json.dumps(done.dropped)}")
+            if done.executed:
+                print(f"{'':>16}execution flags per item (top): {json.dumps(done.executed)}")
 
 
 if __name__ == "__main__":

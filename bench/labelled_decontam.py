@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from magicoder_data.decontam.behaviour import code_of, functions, target_of
+from magicoder_data.decontam.behaviour import code_of, functions, suites, target_of
 from magicoder_data.decontam.benchmarks import BenchmarkItem, load, resolve
 from magicoder_data.decontam.methods import Match, Scanner, Settings, TfidfIndex, words
 from magicoder_data.decontam.stage import sample_text
@@ -141,8 +141,8 @@ def _evidence(matches: list[Match]) -> str:
 
 
 def candidate_ranks(rows: list[Row], items: list[BenchmarkItem]) -> None:
-    """Where each reworded sample's own item ranks by TF-IDF: the execution method only runs
-    the tests of a sample's top `candidates` (3)."""
+    """Where each reworded sample's own item ranks by TF-IDF: the execution method runs the
+    tests of at most `candidates` items with a fitting entry point, closest first."""
     index = TfidfIndex(items)
     reworded = [row for row in rows if row.label == "reworded"]
     sims = index.similarities([words(row.text) for row in reworded])
@@ -153,7 +153,7 @@ def candidate_ranks(rows: list[Row], items: list[BenchmarkItem]) -> None:
         rank = int((scores > scores[own]).sum()) + 1
         ranks.append(f"{row.id} {row.item} #{rank} ({scores[own]:.2f})")
     top = Settings().candidates
-    print(f"TF-IDF rank of each reworded sample's own item (execution runs the top {top}):")
+    print(f"TF-IDF rank of each reworded sample's own item (execution tries up to {top}):")
     for chunk in np.array_split(np.array(ranks), 3):
         print("  " + "; ".join(chunk))
 
@@ -163,7 +163,7 @@ def main() -> None:
     rows = load_rows({item.item_id: item for item in items})
     counts = {label: sum(row.label == label for row in rows) for label in LABELS}
     print(f"{len(rows)} labelled samples {counts} vs {len(items)} HumanEval items")
-    with Sandbox() as sandbox:
+    with Sandbox(suites=suites(items)) as sandbox:
         check_labels(sandbox, rows, items)
         candidate_ranks(rows, items)
         header = "  ".join(f"{label:>13}" for label in LABELS[:3])

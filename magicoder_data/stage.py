@@ -150,6 +150,11 @@ class Stage(ABC, Generic[C, R]):
                     f"{self.name} reads what it stores"
                 )
 
+    def expected(self, store: RunStore) -> bool:
+        """Whether the run's samples call for this stage, so that exporting without it
+        deserves a warning (verify, say, only once samples came with tests)."""
+        return True
+
     def check_new(self, config: C) -> None:
         """Refuse, before RUN is created, a config that cannot start a new run."""
 

@@ -32,7 +32,7 @@ from .store import RunStore, StageRecord
 
 STAGE = "verify"
 #: Samples run and committed together.
-CHUNK = 256
+CHUNK = 64
 #: Statuses of samples that were not run, beside the sandbox's own.
 NOT_RUN = ("no_tests", "unsupported_language")
 #: The drop reason of each status that removes a sample.
@@ -184,6 +184,11 @@ def iter_verification(store: RunStore) -> Iterator[VerificationRow]:
     )
 
 
+def has_tests(store: RunStore) -> bool:
+    """Whether any sample came with tests (then verify is expected, and exports carry them)."""
+    return store.value("SELECT 1 FROM samples WHERE tests IS NOT NULL LIMIT 1") is not None
+
+
 def verdict_counts(store: RunStore) -> Counter[str]:
     """Samples per verdict."""
     return Counter(store.pairs("SELECT status, COUNT(*) FROM verification GROUP BY 1 ORDER BY 1"))
@@ -248,6 +253,9 @@ class Verify(Stage[VerifyOptions, VerifyReport]):
                     progress(report)
         store.finish_stage(STAGE, dict(report.counts))
         return report
+
+    def expected(self, store: RunStore) -> bool:
+        return has_tests(store)
 
     def status(self, store: RunStore, record: StageRecord) -> StageStatus:
         """Verdict counts as the summary, also while the stage runs."""

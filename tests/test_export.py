@@ -95,11 +95,11 @@ def test_shards_stream_in_batches_and_keep_order(tmp_path: Path, monkeypatch: py
         {"messages": [{"role": "user", "content": f"q{i}"}], "lang": "python", "index": i}
         for i in range(12)
     ]
-    assert export._write(iter(rows), tmp_path, "sft") == 12
+    assert export._write(iter(rows), tmp_path, export._schema("sft", False)) == 12
     shards = sorted(tmp_path.glob("*.parquet"))
     assert [p.name for p in shards] == [f"train-{k:05d}-of-00003.parquet" for k in range(3)]
     assert [pq.read_metadata(p).num_rows for p in shards] == [5, 5, 2]
     table = pq.read_table(tmp_path)
     assert table.column("index").to_pylist() == list(range(12))
-    assert export._write(iter([]), tmp_path / "empty", "lintseq") == 0
+    assert export._write(iter([]), tmp_path / "empty", export._schema("lintseq", False)) == 0
     assert pq.read_table(tmp_path / "empty").schema.names[:2] == ["instruction", "program"]

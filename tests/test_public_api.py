@@ -42,3 +42,16 @@ def test_the_backend_choices_are_the_registered_backends():
 
     choices = get_args(magicoder_data.GenerateOptions.model_fields["backend"].annotation)
     assert choices == ("auto", *BACKENDS)
+
+
+def test_the_wheel_ships_every_subpackage():
+    import tomllib
+    from pathlib import Path
+
+    root = Path(magicoder_data.__file__).parent
+    listed = tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {
+        ".".join(("magicoder_data", *init.parent.relative_to(root).parts))
+        for init in root.rglob("__init__.py")
+    }
+    assert folders | {"magicoder_data.prompt_templates"} == set(listed["packages"])

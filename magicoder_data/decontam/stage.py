@@ -17,7 +17,7 @@ from itertools import groupby
 from pydantic import field_validator, model_validator
 
 from ..config import StrictModel, build
-from ..errors import ConfigError
+from ..errors import ConfigError, SandboxError
 from ..execution.sandbox import Sandbox
 from ..records import Drop
 from ..stage import DropReport, Progress, Stage
@@ -108,7 +108,14 @@ class ScanOptions(StrictModel):
         if "execution" not in settings.methods:
             yield items, Scanner(items, settings)
             return
-        with Sandbox(unsafe=self.unsafe_no_sandbox, suites=suites(items)) as sandbox:
+        sandbox = Sandbox(unsafe=self.unsafe_no_sandbox, suites=suites(items))
+        try:
+            sandbox.__enter__()
+        except SandboxError as exc:
+            raise SandboxError(
+                f"{exc}; or leave execution out (--methods substring,ngram,tfidf)"
+            ) from None
+        with sandbox:
             yield items, Scanner(items, settings, sandbox)
 
     def scan_settings(self, stored: dict | None = None) -> Settings:

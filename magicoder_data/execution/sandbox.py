@@ -171,11 +171,12 @@ class Sandbox:
 
     def close(self) -> None:
         """Stop every worker and the process trees they run."""
+        for worker in self._workers:  # first, so jobs in flight end at once (as errors)
+            worker.retired = True
+            worker.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-        for worker in self._workers:
-            worker.stop()
         self._workers.clear()
 
     def run(self, program: str, checks: list[Check]) -> Result:
@@ -216,6 +217,8 @@ class _Worker:
         self.limits = limits
         self.suites = suites
         self.lock = threading.Lock()
+        #: Set when the sandbox closes: a worker that stops then is not replaced.
+        self.retired = False
         self._start()
 
     def _start(self) -> None:
@@ -269,6 +272,8 @@ class _Worker:
                 return Result(outcomes, data["output"], data["seconds"])
             died = self.process.poll() is not None
             self.stop()
+            if self.retired:
+                return Result([Outcome("error", "the sandbox closed")] * checks, "", 0.0)
             self._start()
             why = "the sandbox's worker died" if died else "the sandbox's worker stopped answering"
             return Result([Outcome("error", why)] * checks, "", 0.0)
@@ -282,12 +287,14 @@ class _Worker:
             stdin.flush()
             ready, _, _ = select.select([stdout], [], [], wait)
             return stdout.readline() if ready else b""
-        except (BrokenPipeError, ValueError):
+        except (OSError, ValueError):  # a dead worker, or one the sandbox closed meanwhile
             return b""
 
     def stop(self) -> None:
         """Kill the worker and everything it started (its session and, isolated, its
-        namespaces go with it)."""
+        namespaces go with it); safe to call twice."""
+        if self.errors.closed:
+            return
         if self.process.poll() is None:
             with contextlib.suppress(OSError):
                 os.killpg(self.process.pid, 9)

@@ -30,7 +30,7 @@ import collections  # noqa: F401
 import contextlib
 import ctypes
 import dataclasses  # noqa: F401
-import functools  # noqa: F401
+import functools
 import hashlib  # noqa: F401
 import heapq  # noqa: F401
 import io
@@ -47,6 +47,7 @@ import string  # noqa: F401
 import sys
 import time
 import traceback
+import types
 import typing  # noqa: F401
 import unittest
 
@@ -388,7 +389,7 @@ def _check(check: dict, namespace: dict, budget: float) -> dict:  # pragma: no c
         if not ran[0]:
             _unittest_main(namespace, ran)()
         if check.get("call"):
-            exec(compile(check["call"], "check.py", "exec"), namespace)
+            exec(_compiled(check["call"]), namespace)
 
     outcome = _run(body, budget)
     if outcome is not None:
@@ -396,6 +397,12 @@ def _check(check: dict, namespace: dict, budget: float) -> dict:  # pragma: no c
     if not (tests.asserts or check.get("call") or tests.defined or ran[0] > 0):
         return {"status": "error", "detail": "the tests check nothing"}
     return {"status": "passed", "detail": ""}
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(call: str) -> types.CodeType:  # pragma: no cover - child
+    """A check's final call, compiled once per job process (many checks share one)."""
+    return compile(call, "check.py", "exec")
 
 
 class TestsFailed(Exception):
@@ -473,13 +480,17 @@ def _run(body, budget: float) -> dict | None:  # type: ignore[no-untyped-def]  #
 def _where(exc: BaseException, kind: str) -> str:  # pragma: no cover - child
     """`Kind: message` and the line of the program or tests that raised it."""
     message = f"{kind}: {exc}" if str(exc) else kind
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in SOURCES]
+    # walk_tb, not extract_tb: no source lookups on disk (the sources are in SOURCES).
+    frames = [
+        (frame.f_code.co_filename, line)
+        for frame, line in traceback.walk_tb(exc.__traceback__)
+        if frame.f_code.co_filename in SOURCES
+    ]
     if frames:
-        frame = frames[-1]
-        lines = SOURCES[frame.filename].splitlines()
-        line = frame.lineno or 0
+        name, line = frames[-1]
+        lines = SOURCES[name].splitlines()
         text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-        message += f" at {frame.filename}:{frame.lineno}" + (f": {text}" if text else "")
+        message += f" at {name}:{line}" + (f": {text}" if text else "")
     return message[:DETAIL]
 
 

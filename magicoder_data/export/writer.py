@@ -22,7 +22,11 @@ WRITE_BATCH = 2_000
 SFT_SYSTEM = "You are a helpful coding assistant that responds appropriately to user instructions."
 
 
-def _rows(store: RunStore, config: str) -> Iterator[dict[str, Any]]:
+#: Columns the oss-instruct config adds after Magicoder's when the run's samples have tests.
+VERIFIED = ("tests", "verify_status", "verify_detail")
+
+
+def _rows(store: RunStore, config: str, verified: bool) -> Iterator[dict[str, Any]]:
     if config == "lintseq":
         for sequence in iter_lintseq(store):
             yield {
@@ -45,9 +49,7 @@ def _rows(store: RunStore, config: str) -> Iterator[dict[str, Any]]:
                 "openai_fingerprint": row.system_fingerprint or "",
                 "problem": row.problem,
                 "solution": row.solution,
-                "tests": row.tests,
-                "verify_status": row.verify_status,
-                "verify_detail": row.verify_detail,
+                **({name: getattr(row, name) for name in VERIFIED} if verified else {}),
             }
         else:
             yield {
@@ -61,8 +63,9 @@ def _rows(store: RunStore, config: str) -> Iterator[dict[str, Any]]:
             }
 
 
-def _schema(config: str) -> Any:
-    """Fixed column types, so every shard agrees whatever its first rows hold."""
+def _schema(config: str, verified: bool) -> Any:
+    """Fixed column types, so every shard agrees whatever its first rows hold; oss-instruct
+    has Magicoder's columns, then the tests and verdicts when the run has them."""
     import pyarrow as pa
 
     text, number = pa.string(), pa.int64()
@@ -75,9 +78,7 @@ def _schema(config: str) -> Any:
             "openai_fingerprint",
             "problem",
             "solution",
-            "tests",
-            "verify_status",
-            "verify_detail",
+            *(VERIFIED if verified else ()),
         )
         return pa.schema([(n, number if n.endswith("index") else text) for n in names])
     if config == "sft":
@@ -96,7 +97,7 @@ def _schema(config: str) -> Any:
     )
 
 
-def _write(rows: Iterable[dict[str, Any]], folder: Path, config: str) -> int:
+def _write(rows: Iterable[dict[str, Any]], folder: Path, schema: Any) -> int:
     """Stream rows into parquet shards of at most SHARD_ROWS rows; returns the row count.
 
     Rows go out in batches of WRITE_BATCH, so memory holds one batch, not a shard; shards get
@@ -105,7 +106,6 @@ def _write(rows: Iterable[dict[str, Any]], folder: Path, config: str) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = _schema(config)
     folder.mkdir(parents=True, exist_ok=True)
     rows = iter(rows)  # shards slice one stream
     written: list[Path] = []
@@ -143,10 +143,11 @@ def export(
     `overwrite`. `repo_id` is where the folder is going, for the card's loading example.
     """
     from ..pipeline import STAGES
+    from ..verify import has_tests
 
     check_finished(store, configs)
     for stage in STAGES:
-        if stage.filters and store.stage_status(stage.name) is None:
+        if stage.filters and store.stage_status(stage.name) is None and stage.expected(store):
             log.warning(
                 "%s: %s never ran, so the export is not %s; run `magicoder-data %s %s` first",
                 store.root,
@@ -155,9 +156,14 @@ def export(
                 stage.name,
                 store.root,
             )
+    verified = has_tests(store) or store.stage_config("verify") is not None
     with replacing_folder(out, kind="export", protect=[store.root], overwrite=overwrite) as folder:
         counts = {
-            config: _write(_rows(store, config), folder / "data" / config, config)
+            config: _write(
+                _rows(store, config, verified),
+                folder / "data" / config,
+                _schema(config, verified),
+            )
             for config in configs
         }
         if not any(counts.values()):
