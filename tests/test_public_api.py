@@ -45,8 +45,9 @@ def test_the_backend_choices_are_the_registered_backends():
 
 
 def test_the_wheel_ships_every_subpackage():
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     root = Path(magicoder_data.__file__).parent
     listed = tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
