@@ -325,7 +325,7 @@ def make_mixed_run(
         finish_sample(store, list(counts), {}, found)
         lines = {k: code_lines(LANGUAGES[k].data_dir) for k in counts if k != "python"}
         store.begin_stage("generate", {"bench": size}, None)
-        seeds = list(store.rows("SELECT id, language FROM seeds ORDER BY id", as_=dict))
+        numbered = list(store.rows("SELECT id, language FROM seeds ORDER BY id", as_=dict))
         with store.transaction() as conn:
             conn.executemany(
                 "INSERT INTO samples (seed_id, status, template_sha256, problem, solution, "
@@ -333,7 +333,7 @@ def make_mixed_run(
                 "VALUES (?, 'ok', 'bench', ?, ?, ?, ?, ?, '')",
                 (
                     (seed["id"], *astuple(_sample(rng, seed["language"], python, lines)))
-                    for seed in seeds
+                    for seed in numbered
                 ),
             )
         store.finish_stage("generate", {})

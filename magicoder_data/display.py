@@ -100,6 +100,8 @@ def show_status(report: RunStatus) -> None:
     for name, stage in report.stages.items():
         out.print(f"\n[bold]{name}[/bold]: {stage.status}")
         out.print(_languages(stage))
+        if stage.note:
+            say(stage.note)
         if stage.usage is not None:
             spent = stage.usage
             failures = ", ".join(f"{k} {n:,}" for k, n in spent.failures.items()) or "none"

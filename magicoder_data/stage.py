@@ -62,6 +62,8 @@ class StageStatus:
     rows: dict[str, int] | None = None
     documents: dict[str, dict[str, int]] = field(default_factory=dict)
     usage: Usage | None = None
+    #: One line the stage adds below its table (verify: its verdicts and pass rate).
+    note: str | None = None
 
     @classmethod
     def of(cls, store: RunStore, record: StageRecord) -> StageStatus:
@@ -201,8 +203,12 @@ class Stage(ABC, Generic[C, R]):
         return store.drop_totals(self.name)
 
     def status(self, store: RunStore, record: StageRecord) -> StageStatus:
-        """Where the stage stands, for `status`; stages add what they keep (rows, spend...)."""
-        return StageStatus.of(store, record)
+        """Where the stage stands, for `status`; stages add what they keep (rows, spend...).
+        A filtering stage's rows are the samples it left, per language."""
+        base = StageStatus.of(store, record)
+        if self.filters:
+            base.rows = self.funnel_counts(store)
+        return base
 
 
 def stage_named(name: str) -> Stage[Any, Any]:

@@ -258,9 +258,11 @@ class Verify(Stage[VerifyOptions, VerifyReport]):
         return has_tests(store)
 
     def status(self, store: RunStore, record: StageRecord) -> StageStatus:
-        """Verdict counts as the summary, also while the stage runs."""
+        """Verdict counts as the summary, also while the stage runs, and as a line."""
         base = super().status(store, record)
-        base.summary = dict(verdict_counts(store))
+        counts = verdict_counts(store)
+        base.summary = dict(counts)
+        base.note = VerifyReport(counts, (record.config or {}).get("sandbox", "")).line()
         return base
 
 
