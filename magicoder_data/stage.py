@@ -14,11 +14,12 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from .config import build
+from .config import StrictModel, build
 from .errors import RunError
 
 if TYPE_CHECKING:
@@ -97,6 +98,22 @@ class StageStatus:
                 "responses": self.usage.responses,
             }
         return data
+
+
+class FileMode(StrictModel):
+    """The options every file mode has (`--input F --output F`: any dataset, not a run);
+    a stage's `FileOptions` adds the fields it reads."""
+
+    input: str
+    """A jsonl/parquet file or Hub dataset instead of a RUN."""
+    output: Path
+    """JSONL output for --input."""
+    language_field: str | None = None
+    """Per-row language field."""
+    language: str = "python"
+    """Language when rows do not say."""
+    overwrite: bool = False
+    """Replace an existing output even if magicoder-data did not write it."""
 
 
 #: Called with the stage's report so far, as often as the stage likes; displays rate-limit it.

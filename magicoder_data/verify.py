@@ -27,7 +27,7 @@ from .languages import canonical
 from .outputs import replacing_file
 from .readers import missing_field, open_dataset
 from .records import Drop
-from .stage import Progress, Report, Stage, StageStatus
+from .stage import FileMode, Progress, Report, Stage, StageStatus
 from .store import RunStore, StageRecord
 
 STAGE = "verify"
@@ -86,23 +86,15 @@ class VerifyOptions(StrictModel):
         return Sandbox(settings.limits(), self.workers or None, unsafe=settings.sandbox == "none")
 
 
-class FileOptions(StrictModel):
+class FileOptions(FileMode):
     """`verify --input F --output F`: any dataset with code and tests fields."""
 
-    input: str
-    """A jsonl/parquet file or Hub dataset to verify instead of a RUN."""
     output: Path
     """JSONL output for --input: each input row with verify_status and verify_detail."""
     code_field: str = "solution"
     """Field of --input holding the program."""
     tests_field: str = "tests"
-    """Field of --input holding the tests."""
-    language_field: str | None = None
-    """Per-row language field (rows not in Python are unsupported_language)."""
-    language: str = "python"
-    """Language when rows do not say."""
-    overwrite: bool = False
-    """Replace an existing output even if magicoder-data did not write it."""
+    """Field of --input holding the tests (text, or a list of assert lines)."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from ..languages import canonical
 from ..outputs import replacing_file
 from ..readers import missing_field, open_dataset
 from ..records import Drop
-from ..stage import Progress, Report, Stage, kept_sql
+from ..stage import FileMode, Progress, Report, Stage, kept_sql
 from ..store import RunStore, dropped_by
 from .diffs import SEPARATOR, apply, forward_states, insertion_diffs
 from .linters import linter_for
@@ -200,23 +200,15 @@ class LintSeqOptions(StrictModel):
         return build(LintSeqConfig, {**(stored or {}), **given})
 
 
-class FileOptions(StrictModel):
+class FileOptions(FileMode):
     """`lintseq --input F --output F`: any instruction+program dataset."""
 
-    input: str
-    """A jsonl/parquet file or Hub dataset instead of a RUN."""
     output: Path
     """JSONL output for --input (rejected rows go beside it, to OUTPUT.rejected.jsonl)."""
     instruction_field: str = "instruction"
     """Instruction field of --input."""
     code_field: str = "response"
     """Program field of --input."""
-    language_field: str | None = None
-    """Per-row language field."""
-    language: str = "python"
-    """Language when rows do not say."""
-    overwrite: bool = False
-    """Replace an existing output even if magicoder-data did not write it."""
 
 
 @dataclass
