@@ -98,13 +98,14 @@ def check_labels(sandbox: Sandbox, rows: list[Row], items: list[BenchmarkItem]) 
 
 
 def _job(row: Row, targets: list) -> Job:
-    """One job running `targets`' tests against every function of the row whose arity fits."""
+    """One job running `targets`' tests against every function of the row whose signature
+    fits (as the execution method chooses them)."""
     code = code_of(row.solution) or ""
     checks: list[Check] = []
     for target in targets:
-        for name, low, most in functions(code):
-            if target.arity is None or low <= target.arity <= most:
-                checks.append(target.check(name))
+        for function in functions(code):
+            if target.signature is None or function.fits(target.signature):
+                checks.append(target.check(function.name))
     return Job(code, checks or [Check("assert False, 'no function fits'")])
 
 

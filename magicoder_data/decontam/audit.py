@@ -213,7 +213,7 @@ def _summary(audits: list[DatasetAudit], items: list[BenchmarkItem], scanner: Sc
         f"{settings.min_substring} characters, TF-IDF threshold {settings.tfidf_threshold}"
         + (
             f"; execution runs the tests of up to {settings.candidates} items (closest first, "
-            "same arity) against each Python sample's functions"
+            "fitting signatures) against each Python sample's functions"
             if "execution" in settings.methods
             else ""
         )

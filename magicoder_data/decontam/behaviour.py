@@ -3,7 +3,8 @@
 Text matching misses a benchmark problem told in new words with its function renamed; running
 the item's tests does not (Magicoder#40 found half of HumanEval in Evol-Instruct this way). For
 each Python sample, its candidates are the benchmark items with tests whose entry point takes
-as many positional arguments as one of the sample's top-level functions, closest by TF-IDF
+as many positional arguments as one of the sample's top-level functions (of the same kinds,
+where both annotate them: text, number, items, mapping), closest by TF-IDF
 first, at most `candidates` of them (by default 200: every HumanEval item, since reworded
 problems share few words with theirs). Each fitting function is bound to the entry point's
 name and the item's tests run against it in the sandbox, which compiled every item's tests
@@ -36,7 +37,8 @@ class Target:
     item: int
     suite: str
     entry_point: str
-    arity: int | None
+    #: The entry point's signature in the reference solution (None when it cannot be parsed).
+    signature: Signature | None
     tests: str
     call: str | None
 
@@ -51,13 +53,12 @@ def target_of(number: int, item: BenchmarkItem) -> Target | None:
     if not item.tests or not item.entry_point:
         return None
     reference = f"{item.description}\n{item.texts.get('solution', '')}"
-    found = {name: low for name, low, _ in functions(reference)}
+    found = {f.name: f for f in functions(reference)}
     if item.entry_point not in found:  # HumanEval's prompt and solution are one function
-        found = {name: low for name, low, _ in functions(item.description + "\n    pass")}
+        found = {f.name: f for f in functions(item.description + "\n    pass")}
     call = f"check({item.entry_point})" if item.harness == "check" else None
-    return Target(
-        number, suite_name(item), item.entry_point, found.get(item.entry_point), item.tests, call
-    )
+    signature = found.get(item.entry_point)
+    return Target(number, suite_name(item), item.entry_point, signature, item.tests, call)
 
 
 def suite_name(item: BenchmarkItem) -> str:
@@ -69,8 +70,48 @@ def suites(items: Sequence[BenchmarkItem]) -> dict[str, str]:
     return {suite_name(item): item.tests for item in items if item.tests and item.entry_point}
 
 
-def functions(code: str) -> list[tuple[str, int, int]]:
-    """Top-level functions of `code`: (name, required positional parameters, most accepted)."""
+@dataclass(frozen=True)
+class Signature:
+    """What a top-level function accepts: how many positional arguments, and the kind of each
+    annotated one (None where it is not annotated or the kind is not one of KINDS)."""
+
+    name: str
+    required: int
+    most: int
+    kinds: tuple[str | None, ...]
+
+    def fits(self, target: Signature) -> bool:
+        """Whether this function can stand in for `target`'s: it takes as many positional
+        arguments, and where both annotate one, of the same kind (a running total over a list
+        is no answer to a task on strings, however Python's duck typing lets it pass)."""
+        count = len(target.kinds)
+        if not self.required <= count <= self.most:
+            return False
+        return all(
+            mine is None or theirs is None or mine == theirs
+            for mine, theirs in zip(self.kinds, target.kinds, strict=False)
+        )
+
+
+#: Coarse kinds of annotations, by the name an annotation starts with.
+KINDS = {
+    **dict.fromkeys(("str",), "text"),
+    **dict.fromkeys(("int", "float", "complex", "bool", "Decimal", "Fraction"), "number"),
+    **dict.fromkeys(("list", "List", "tuple", "Tuple", "Sequence", "Iterable", "set"), "items"),
+    **dict.fromkeys(("dict", "Dict", "Mapping"), "mapping"),
+}
+
+
+def _kind(annotation: ast.expr | None) -> str | None:
+    if isinstance(annotation, ast.Subscript):
+        annotation = annotation.value
+    if isinstance(annotation, ast.Attribute):
+        return KINDS.get(annotation.attr)
+    return KINDS.get(annotation.id) if isinstance(annotation, ast.Name) else None
+
+
+def functions(code: str) -> list[Signature]:
+    """The signatures of the top-level functions of `code`."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError):
@@ -81,7 +122,8 @@ def functions(code: str) -> list[tuple[str, int, int]]:
             positional = [*node.args.posonlyargs, *node.args.args]
             required = len(positional) - len(node.args.defaults)
             most = MANY if node.args.vararg else len(positional)
-            found.append((node.name, required, most))
+            kinds = tuple(_kind(arg.annotation) for arg in positional)
+            found.append(Signature(node.name, required, most, kinds))
     return found
 
 
@@ -144,9 +186,7 @@ class Behaviour:
             if target is None:
                 continue
             fitting = [
-                name
-                for name, low, most in defined
-                if target.arity is None or low <= target.arity <= most
+                f.name for f in defined if target.signature is None or f.fits(target.signature)
             ]
             plan += [(int(item), name, target.check(name)) for name in fitting]
             chosen += bool(fitting)

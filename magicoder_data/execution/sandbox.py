@@ -54,6 +54,8 @@ ETC = (
 )
 #: Seconds a worker may take beyond a job's own timeout before it is deemed stuck and replaced.
 GRACE = 5.0
+#: Jobs queued per worker ahead of the oldest unfinished one (results are yielded in order).
+LOOKAHEAD = 64
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ class Sandbox:
         pending: deque[Future[Result]] = deque()
         for job in jobs:
             pending.append(self._pool.submit(self.run, job.program, job.checks))
-            if len(pending) >= 4 * self.size:
+            if len(pending) >= LOOKAHEAD * self.size:  # wide: a job that hangs stalls no worker
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
@@ -314,7 +316,8 @@ def _environment() -> dict[str, str]:
 def _command(unsafe: bool) -> list[str]:
     """The worker's command line: bwrap around Python, or Python alone when unsafe."""
     source = Path(__file__).with_name("worker.py").read_text(encoding="utf-8")
-    python = [sys.executable, "-I", "-c", source]
+    # abspath, not realpath: a venv's python is a symlink whose target lacks the venv.
+    python = [os.path.abspath(sys.executable), "-I", "-c", source]
     if unsafe:
         return python
     bwrap = shutil.which("bwrap")
@@ -380,8 +383,9 @@ def _bwrap_options() -> list[str]:
 def _python_roots() -> list[str]:
     """The folders of this Python and its environment outside the system folders."""
     prefixes = (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
-    found = {*prefixes, *map(os.path.realpath, prefixes)}
+    found = {*map(os.path.abspath, prefixes), *map(os.path.realpath, prefixes)}
     found.add(os.path.dirname(os.path.realpath(sys.executable)))
+    found.add(os.path.dirname(os.path.abspath(sys.executable)))
     outside = [p for p in found if not any(_within(p, s) for s in SYSTEM)]
     return sorted(p for p in outside if not any(p != q and _within(p, q) for q in outside))
 
