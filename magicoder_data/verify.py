@@ -18,7 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from .config import StrictModel, build
 from .errors import ConfigError
@@ -75,6 +75,12 @@ class VerifyOptions(StrictModel):
     unsafe_no_sandbox: bool = False
     """Run generated code WITHOUT isolation (only where no sandbox can be had; never the
     default): it can then read and write your files and reach the network."""
+
+    @model_validator(mode="after")
+    def _in_range(self) -> VerifyOptions:
+        """Bad values fail here, before any run is opened (InvalidOption names the key)."""
+        self.settings()
+        return self
 
     def settings(self, stored: dict[str, Any] | None = None) -> VerifySettings:
         """Given values over `stored` ones over the defaults (InvalidOption names a bad one)."""

@@ -303,7 +303,9 @@ def _job(job: dict, out_w: int, res_w: int, home: str) -> None:  # pragma: no co
         resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 1))
         resource.setrlimit(resource.RLIMIT_AS, (job["memory"], job["memory"]))
         resource.setrlimit(resource.RLIMIT_FSIZE, (job["file_size"], job["file_size"]))
-        resource.setrlimit(resource.RLIMIT_NPROC, (job["processes"], job["processes"]))
+        if job["isolate"]:  # counted in the job's own user namespace; unsandboxed, it would
+            # count every process the user runs
+            resource.setrlimit(resource.RLIMIT_NPROC, (job["processes"], job["processes"]))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
         raw = open(1, "wb", buffering=0, closefd=False)  # noqa: SIM115 - likewise
