@@ -57,7 +57,8 @@ demo: $(LOCAL_STAMP) sandbox
 	$(BIN)/magicoder-data lintseq $(DEMO_RUN) -s 2
 	$(BIN)/magicoder-data status $(DEMO_RUN)
 	$(BIN)/magicoder-data export $(DEMO_RUN) --out $(DEMO_RUN)-dataset --config all
-	$(BIN)/magicoder-data audit $(DEMO_RUN) --benchmarks humaneval --report $(DEMO_RUN)-audit
+	$(BIN)/magicoder-data audit $(DEMO_RUN) examples/reworded-humaneval.jsonl --benchmarks humaneval \
+		--report $(DEMO_RUN)-audit
 	MAGICODER_RUN=$(CURDIR)/$(DEMO_RUN) HF_HUB_OFFLINE=1 $(BIN)/jupyter execute \
 		notebooks/analysis.ipynb --output=../$(DEMO_RUN)-analysis
 	@echo "dataset: $(DEMO_RUN)-dataset/  audit report: $(DEMO_RUN)-audit/report.html" \
