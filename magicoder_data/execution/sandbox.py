@@ -110,6 +110,8 @@ class Result:
 
 @dataclass(frozen=True)
 class Job:
+    """A program to run once, and the checks to run against it."""
+
     program: str
     checks: list[Check]
 
@@ -137,11 +139,6 @@ class Sandbox:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._workers: list[_Worker] = []
         self._pool: ThreadPoolExecutor | None = None
-
-    @property
-    def isolation(self) -> str:
-        """How jobs are isolated, for reports and stored configs."""
-        return "none (--unsafe-no-sandbox)" if self.unsafe else "bubblewrap"
 
     def __enter__(self) -> Sandbox:
         command = _command(self.unsafe)
