@@ -148,8 +148,8 @@ class Behaviour:
         self.sandbox = sandbox
         self.candidates = candidates
         self.targets = [target_of(n, item) for n, item in enumerate(self.items)]
-        #: Which items have tests: only those are candidates.
-        self.runnable = np.array([t is not None for t in self.targets], dtype=bool)
+        #: Whether any item has tests to run (else no sample is planned anything).
+        self.runnable = any(t is not None for t in self.targets)
 
     def scan(
         self, codes: Sequence[str | None], similarity: np.ndarray
@@ -173,8 +173,8 @@ class Behaviour:
         self, code: str | None, similarity: np.ndarray
     ) -> tuple[str | None, list[tuple[int, str, Check]]]:
         """The checks one sample's job runs: (item, function, check) for its candidate items
-        and the functions whose arity fits each."""
-        if not code or not self.runnable.any():
+        and the functions whose signature fits each."""
+        if not code or not self.runnable:
             return code, []
         defined = functions(code)
         if not defined:
