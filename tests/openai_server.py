@@ -320,10 +320,14 @@ class FakeOpenAI:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def _astart(self, port: int) -> str:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The endpoints served; a subclass adds its own (the Batch API's)."""
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+
+    async def _astart(self, port: int) -> str:
+        app = web.Application(client_max_size=512 * 1024**2)
+        self.routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, HOST, port, backlog=4096)
@@ -466,6 +470,14 @@ class FakeOpenAI:
         return web.Response(status=status, body=err, headers=headers)
 
     def _completion(self, body: dict[str, Any], seed: Any, fault: str) -> web.Response:
+        n = next(self._ids)
+        headers = dict(self._ok_headers)
+        headers["x-request-id"] = f"req_fake{n:010d}"
+        payload = json.dumps(self.completion_body(body, seed, fault, n)).encode()
+        return web.Response(body=payload, headers=headers)
+
+    def completion_body(self, body: dict[str, Any], seed: Any, fault: str, n: int) -> dict:
+        """The chat.completion a success fault answers `body` with (the Batch API's too)."""
         if fault == "empty":
             content = ""
         elif fault == "garbage":
@@ -482,8 +494,7 @@ class FakeOpenAI:
         )
         prompt_tokens = prompt_chars // 4
         completion_tokens = len(content) // 4
-        n = next(self._ids)
-        payload = {
+        return {
             "id": f"chatcmpl-fake{n:010d}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -503,9 +514,6 @@ class FakeOpenAI:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
-        headers = dict(self._ok_headers)
-        headers["x-request-id"] = f"req_fake{n:010d}"
-        return web.Response(body=json.dumps(payload).encode(), headers=headers)
 
 
 # ------------------------------------------------------------------------ command line
