@@ -194,13 +194,17 @@ class FakeBatchAPI(FakeOpenAI):
             self.batches[batch.id] = batch
         return web.json_response(batch.as_json())
 
-    async def _retrieve(self, request: web.Request) -> web.Response:
-        self.calls["batches.retrieve"] += 1
+    def _find_batch(self, request: web.Request) -> FakeBatch | web.Response:
         if (denied := self._unauthorized(request)) is not None:
             return denied
-        batch = self.batches.get(request.match_info["id"])
-        if batch is None:
-            return _error(404, "invalid_request_error", "no such batch")
+        found = self.batches.get(request.match_info["id"])
+        return found if found is not None else _error(404, "invalid_request_error", "no such batch")
+
+    async def _retrieve(self, request: web.Request) -> web.Response:
+        self.calls["batches.retrieve"] += 1
+        batch = self._find_batch(request)
+        if isinstance(batch, web.Response):
+            return batch
         return web.json_response(self._advance(batch).as_json())
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -225,11 +229,9 @@ class FakeBatchAPI(FakeOpenAI):
 
     async def _cancel(self, request: web.Request) -> web.Response:
         self.calls["batches.cancel"] += 1
-        if (denied := self._unauthorized(request)) is not None:
-            return denied
-        batch = self.batches.get(request.match_info["id"])
-        if batch is None:
-            return _error(404, "invalid_request_error", "no such batch")
+        batch = self._find_batch(request)
+        if isinstance(batch, web.Response):
+            return batch
         self._advance(batch)
         with self._lock:
             if batch.status in ("validating", "in_progress", "finalizing"):

@@ -149,7 +149,7 @@ class Sandbox:
         first = _Worker(command, self.limits, self.suites)
         self._workers.append(first)
         try:
-            first.probe()
+            first.probe(self._payload("x = 1", [Check("assert x == 1")]))
             for _ in range(self.size - 1):
                 self._workers.append(_Worker(command, self.limits, self.suites))
         except BaseException:
@@ -239,16 +239,11 @@ class _Worker:
             start_new_session=True,
         )
 
-    def probe(self) -> None:
-        """Run one trivial job; SandboxError saying why when the sandbox cannot start."""
-        job = {
-            "program": "x = 1",
-            "checks": [{"tests": "assert x == 1", "call": None, "bind": {}}],
-            "isolate": "--unshare-all" in self.command,
-            **asdict(self.limits),
-        }
+    def probe(self, payload: bytes) -> None:
+        """Run one trivial job that must pass; SandboxError saying why when the sandbox cannot
+        start."""
         try:
-            result = self.submit(json.dumps(job).encode() + b"\n", 1)
+            result = self.submit(payload, 1)
         except OSError as exc:
             raise SandboxError(f"the sandbox did not start: {exc}") from None
         if result.outcomes[0].status != "passed":
