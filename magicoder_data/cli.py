@@ -1,6 +1,6 @@
 """The `magicoder-data` command, derived from the library: one command per stage of
 `pipeline.STAGES`, whose options are that stage's Config fields (`max_cost` is `--max-cost`,
-its docstring the help), plus `run`, `audit`, `status` and `dump`.
+its docstring the help), plus `run`, `audit`, `status`, `cancel` and `dump`.
 
 A command only turns options into a config, calls `run_stage` and prints the report. Errors a
 user can cause (MagicoderDataError) print one line and exit 1, never a traceback.
@@ -48,8 +48,9 @@ SHORT = {"samples": "-s"}
 
 RunArg = Annotated[Path, typer.Argument(help="Run directory, made by `magicoder-data sample`.")]
 PlainOpt = Annotated[bool, typer.Option(help="Plain log lines instead of a live display.")]
-WaitOpt = Annotated[
-    bool, typer.Option(help="When another process is writing RUN, wait for it instead of stopping.")
+QueueOpt = Annotated[
+    bool,
+    typer.Option(help="When another process is writing RUN, queue behind it instead of stopping."),
 ]
 OverwriteOpt = Annotated[
     bool,
@@ -111,13 +112,13 @@ def _command(
     run: inspect.Parameter,
     extra: tuple[inspect.Parameter, ...] = (),
 ) -> None:
-    """Register `body(run=..., plain=..., wait=..., **config)` as the stage's command."""
+    """Register `body(run=..., plain=..., queue=..., **config)` as the stage's command."""
     params = [
         run,
         *(_option(name, stage.Config) for name in stage.Config.model_fields),
         *extra,
         _parameter("plain", PlainOpt, False),
-        *([_parameter("wait", WaitOpt, False)] if stage.writes else []),
+        *([_parameter("queue", QueueOpt, False)] if stage.writes else []),
     ]
 
     def command(**values: Any) -> None:
@@ -133,10 +134,10 @@ def _command(
 def _stage_body(name: str, show: Callable[[Any, Path], None]) -> Callable[..., None]:
     """Run stage `name` with the options given, showing progress, then `show` its report."""
 
-    def body(run: Path, plain: bool, wait: bool = False, **options: Any) -> None:
+    def body(run: Path, plain: bool, queue: bool = False, **options: Any) -> None:
         given = {key: value for key, value in options.items() if value is not None}
         with Display(name, plain) as display:
-            report = run_stage(name, run, given, display.update, wait=wait)
+            report = run_stage(name, run, given, display.update, queue=queue)
         show(report, run)
         _check_interrupted(report, run)
 
@@ -155,7 +156,7 @@ def _file_body(stage: Stage[Any, Any]) -> Callable[..., None]:
     file_fields = set(stage.FileOptions.model_fields)
     on_run = _stage_body(stage.name, SHOW.get(stage.name, show_line))
 
-    def body(run: Path | None, plain: bool, wait: bool = False, **options: Any) -> None:
+    def body(run: Path | None, plain: bool, queue: bool = False, **options: Any) -> None:
         from .config import build
 
         given = {key: value for key, value in options.items() if value is not None}
@@ -165,7 +166,7 @@ def _file_body(stage: Stage[Any, Any]) -> Callable[..., None]:
         if run is not None:
             if files:
                 raise ConfigError(f"--{next(iter(files)).replace('_', '-')} goes with --input")
-            on_run(run=run, plain=plain, wait=wait, **given)
+            on_run(run=run, plain=plain, queue=queue, **given)
             return
         if "output" not in files:
             raise ConfigError("--input needs --output FILE")
@@ -255,7 +256,7 @@ _register_audit()
 @app.command("run")
 def run_config(
     config_file: Annotated[Path, typer.Argument(help="YAML: `run: DIR` and a section per stage.")],
-    wait: WaitOpt = False,
+    queue: QueueOpt = False,
 ) -> None:
     """Run the whole pipeline from one config; each stage resumes and is skipped when complete.
 
@@ -283,7 +284,7 @@ def run_config(
         run_pipeline(
             data,
             display.update,
-            wait=wait or shown.get("wait", False),
+            queue=queue or shown.get("queue", False),
             on_stage=started,
             on_report=finished,
             source=str(config_file),
@@ -308,6 +309,30 @@ def status(
         out.print_json(json.dumps(report.as_json()))
     else:
         show_status(report)
+
+
+@app.command()
+def cancel(
+    run: RunArg,
+    base_url: Annotated[
+        str | None, typer.Option(help="The batches' endpoint (default: where they were made).")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+) -> None:
+    """Cancel RUN's open batches at the provider (`generate --batch`); what they answered
+    before they stopped is still collected, by the `generate` waiting on them or the next one.
+
+    Example: magicoder-data cancel runs/demo
+    """
+    from .backends import cancel as cancel_batches
+
+    cancelled = cancel_batches(run, base_url, api_key_env)
+    for batch_id, state in cancelled:
+        say(f"{batch_id}: {state}")
+    if not cancelled:
+        say(f"{run} has no open batches")
 
 
 @app.command()

@@ -17,6 +17,7 @@ from rich.text import Text
 from .stage import Report, StageStatus
 
 if TYPE_CHECKING:
+    from .backends.batch import BatchRow
     from .pipeline import RunStatus
 
 out = Console()
@@ -85,6 +86,20 @@ def show_generated(stats: Any, run: Path) -> None:
     say(f"samples: {states}")
     if stats.stopped_by_budget:
         err.print("stopped: the next requests could exceed --max-cost", highlight=False)
+    if getattr(stats, "cancelled", False):
+        err.print(
+            "batches were cancelled: what they answered is stored; the rest goes out again with "
+            f"the next `magicoder-data generate {run} --batch`",
+            highlight=False,
+            markup=False,
+        )
+    if getattr(stats, "outstanding", 0):
+        err.print(
+            f"{stats.outstanding:,} batches still open at the provider: `magicoder-data generate "
+            f"{run}` collects them, `magicoder-data cancel {run}` cancels them",
+            highlight=False,
+            markup=False,
+        )
 
 
 def show_status(report: RunStatus) -> None:
@@ -109,6 +124,33 @@ def show_status(report: RunStatus) -> None:
                 f"tokens: {spent.prompt_tokens:,} prompt + {spent.completion_tokens:,} "
                 f"completion  spend: ${spent.cost_usd:,.4f}  failures: {failures}"
             )
+        if stage.batches:
+            out.print(_batches(stage.batches))
+
+
+def _batches(rows: list[BatchRow]) -> Table:
+    """A run's batches: where each stands, what it answered and cost, why it failed."""
+    table = Table(title="batches (Batch API, half price)", title_justify="left", box=None)
+    numbers = ("requests", "answered", "failed", "cost")
+    table.add_column("batch", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for column in numbers:
+        table.add_column(column, justify="right")
+    errors = any(row.errors for row in rows)
+    if errors:
+        table.add_column("errors")
+    for row in rows:
+        ended = row.collected_at is None and row.status in ("completed", "expired", "failed")
+        table.add_row(
+            Text(row.batch_id or f"(not created yet: {row.key[:8]})"),
+            f"{row.status} (to collect)" if ended else row.status,
+            f"{row.requests:,}",
+            f"{row.completed:,}",
+            f"{row.failed:,}",
+            f"${row.cost_usd:,.4f}",
+            *([Text(row.errors or "")] if errors else []),
+        )
+    return table
 
 
 def _languages(stage: StageStatus) -> Table:

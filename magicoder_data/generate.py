@@ -11,25 +11,28 @@ budget (`max_cost`) stops dispatching before it would be exceeded.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from . import backends
 from .config import OPTIONS, GenerateConfig, StrictModel, build
 from .errors import ConfigError, InvalidOption, RunError
-from .llm import ClientSettings, Completion, cost, price_of
+from .llm import PRICES, ClientSettings, Completion, cost, price_of
 from .parse import main_code, parse_response
 from .prompts import DEFAULT_TEMPLATE, PromptTemplate, load_template
 from .stage import Progress, Report, Stage, StageStatus
 from .store import RunStore, StageRecord, now
+
+if TYPE_CHECKING:
+    from .backends import Backend
 
 #: Seconds that answers already requested may still arrive, and be stored, after a Ctrl-C.
 GRACE = 10.0
@@ -169,10 +172,12 @@ class Usage:
     responses: int
 
 
-#: Seeds still to send (parameters: retry_failed, part count, part index).
+#: Seeds still to send (parameters: retry_failed, part count, part index): no stored answer
+#: (or a failed or truncated one, when retrying) and no request in a batch still open.
 _PENDING = (
     "FROM seeds s LEFT JOIN samples x ON x.seed_id = s.id "
     "WHERE (x.seed_id IS NULL OR (? AND x.status IN ('failed', 'truncated'))) "
+    "AND s.id NOT IN (SELECT seed_id FROM batch_requests WHERE state = 'open') "
     "AND s.id % ? = ?"
 )
 
@@ -180,7 +185,8 @@ _PENDING = (
 def pending_seeds(
     store: RunStore, retry_failed: bool, part: tuple[int, int] = (0, 1), chunk: int = 1_000
 ) -> Iterator[PendingSeed]:
-    """Seeds with no stored answer (and, when `retry_failed`, failed or truncated ones).
+    """Seeds with no stored answer (and, when `retry_failed`, failed or truncated ones) that
+    no open batch holds.
 
     Only those whose id % part[1] == part[0], so that processes can share a run. Streamed a
     chunk at a time by id, so memory stays flat and writes may interleave.
@@ -200,23 +206,38 @@ def count_pending(store: RunStore, retry_failed: bool, part: tuple[int, int] = (
     return int(store.value(f"SELECT COUNT(*) {_PENDING}", (retry_failed, *part[::-1])))
 
 
-def record_samples(store: RunStore, rows: Iterable[AnswerRow]) -> None:
-    """Store answers, committed together; a re-sent sample replaces its earlier try but keeps
-    paying for it (tokens, cost and attempts add up)."""
-    stamp = now()
-    values = [(*_SAMPLE_VALUES(row), stamp) for row in rows]
-    summed = ("prompt_tokens", "completion_tokens", "cost_usd", "attempts")
-    updates = ", ".join(
-        f"{c} = samples.{c} + excluded.{c}" if c in summed else f"{c} = excluded.{c}"
+def count_unanswered(store: RunStore) -> int:
+    """Seeds with no stored answer at all, in a batch or not: the stage is done at 0."""
+    return int(
+        store.value(
+            "SELECT COUNT(*) FROM seeds s LEFT JOIN samples x ON x.seed_id = s.id "
+            "WHERE x.seed_id IS NULL"
+        )
+    )
+
+
+_SUMMED = ("prompt_tokens", "completion_tokens", "cost_usd", "attempts")
+_UPSERT = (
+    f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}, created_at) "
+    f"VALUES ({', '.join('?' * len(SAMPLE_COLUMNS))}, ?) ON CONFLICT (seed_id) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = samples.{c} + excluded.{c}" if c in _SUMMED else f"{c} = excluded.{c}"
         for c in (*SAMPLE_COLUMNS[1:], "created_at")
     )
+)
+
+
+def write_samples(conn: sqlite3.Connection, rows: Iterable[AnswerRow]) -> None:
+    """Store answers inside the caller's transaction; a re-sent sample replaces its earlier try
+    but keeps paying for it (tokens, cost and attempts add up)."""
+    stamp = now()
+    conn.executemany(_UPSERT, [(*_SAMPLE_VALUES(row), stamp) for row in rows])
+
+
+def record_samples(store: RunStore, rows: Iterable[AnswerRow]) -> None:
+    """Store answers, committed together (see `write_samples`)."""
     with store.transaction() as conn:
-        conn.executemany(
-            f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}, created_at) "
-            f"VALUES ({', '.join('?' * len(SAMPLE_COLUMNS))}, ?) "
-            f"ON CONFLICT (seed_id) DO UPDATE SET {updates}",
-            values,
-        )
+        write_samples(conn, rows)
 
 
 def spend(store: RunStore) -> float:
@@ -324,6 +345,10 @@ class SendOptions:
         default=1, ge=0
     )  # processes; 0: one per 256 in flight, at most one per core
     grace: float = Field(default=GRACE, ge=0)  # seconds answers in flight may arrive after a Ctrl-C
+    wait: bool = True  # batches: wait until they end (else submit, collect what ended, return)
+    batch_size: int = Field(default=50_000, ge=1, le=50_000)  # requests per batch at most
+    batch_mb: float = Field(default=200.0, gt=0, le=200, allow_inf_nan=False)  # MB per file
+    poll_interval: float = Field(default=60.0, gt=0, allow_inf_nan=False)  # longest poll pause
 
 
 #: The options that decide a sample's text: None reuses the stored value, else the default.
@@ -376,6 +401,19 @@ class GenerateOptions(StrictModel):
     """Tries per request."""
     backend: Literal["auto", "openai", "local"] = "auto"
     """auto (local when no key, URL or model is given), openai or local."""
+    batch: bool | None = None
+    """Send through the Batch API: half the price, answers within 24 h (default: only while
+    the run has batches open)."""
+    wait: bool = True
+    """With --batch, wait for the batches to end; --no-wait submits, collects what has
+    ended and returns."""
+    batch_size: int = 50_000
+    """With --batch, requests per batch (OpenAI takes 50,000 at most)."""
+    batch_mb: float = 200.0
+    """With --batch, megabytes per batch input file (OpenAI takes 200; some providers less)."""
+    poll_interval: float = 60.0
+    """With --batch, the longest pause in seconds between checks of a batch (polls start at
+    1 s and back off)."""
     model_path: Path | None = None
     """GGUF model for the local backend (default: SmolLM2-135M)."""
 
@@ -416,6 +454,10 @@ class GenerateOptions(StrictModel):
             "limit": self.limit,
             "max_cost": self.max_cost,
             "workers": self.workers,
+            "wait": self.wait,
+            "batch_size": self.batch_size,
+            "batch_mb": self.batch_mb,
+            "poll_interval": self.poll_interval,
         }
         return build(SendOptions, values)
 
@@ -514,10 +556,15 @@ class Generate(Stage[GenerateOptions, GenerateStats]):
         )
 
     def status(self, store: RunStore, record: StageRecord) -> StageStatus:
-        """Parsed samples per language; other answers per status and language; spend."""
+        """Parsed samples per language; other answers per status and language; spend; the
+        run's batches."""
+        from .backends import batches
+
         spent = usage(store)
         base = super().status(store, record)
-        return replace(base, rows=spent.parsed, drops=spent.not_parsed, usage=spent)
+        return replace(
+            base, rows=spent.parsed, drops=spent.not_parsed, usage=spent, batches=batches(store)
+        )
 
     def run(
         self, store: RunStore, options: GenerateOptions, progress: Progress | None = None
@@ -527,11 +574,13 @@ class Generate(Stage[GenerateOptions, GenerateStats]):
         A first Ctrl-C stops sending and stores the answers in flight that arrive in time; the
         returned stats then say `interrupted`.
         """
+        from . import backends  # they build on this module
+
         self.check_ready(store)
         stored = store.stage_config(self.name)
-        backend = backends.choose_backend(options, stored)
+        backend = backends.choose_backend(options, stored, bool(backends.open_batches(store)))
         config, template = _settle(options, stored or {}, backend)
-        prices = {**options.prices, **backend.prices()}
+        prices = backend.prices({**PRICES, **options.prices})
         model = config.model
         if options.max_cost is not None and price_of(model, prices) is None:
             raise ConfigError(
@@ -542,13 +591,13 @@ class Generate(Stage[GenerateOptions, GenerateStats]):
         store.begin_stage(self.name, config.model_dump(mode="json"), self.progress_sql)
         request = backends.SendRequest(config, template, options.send_options(), prices)
         stats = backend.send(store, request, progress)
-        if count_pending(store, retry_failed=False) == 0:
+        if count_unanswered(store) == 0:
             store.finish_stage(self.name, {"responses": usage(store).responses})
         return stats
 
 
 def _settle(
-    options: GenerateOptions, stored: dict[str, Any], backend: backends.Backend
+    options: GenerateOptions, stored: dict[str, Any], backend: Backend
 ) -> tuple[GenerateConfig, PromptTemplate]:
     """The run's config and prompt: the backend's defaults, under the stored values, under the
     given options, under what the backend imposes."""

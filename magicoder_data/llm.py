@@ -50,6 +50,11 @@ PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+#: What the Batch API charges, as a share of the listed prices (OpenAI, Azure OpenAI, Groq,
+#: Together and Fireworks all halve them).
+BATCH_DISCOUNT = 0.5
+
+
 def price_of(
     model: str, extra: Mapping[str, tuple[float, float]] | None = None
 ) -> tuple[float, float] | None:
@@ -317,9 +322,7 @@ class ChatClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._client.close()
 
-    async def complete(
-        self, messages: list[dict[str, str]], *, reserve: int, **params: Any
-    ) -> Completion:
+    async def complete(self, body: dict[str, Any], *, reserve: int) -> Completion:
         """One chat completion with retries; raises ProviderError when the whole run must stop.
 
         The first attempt goes straight out; the retry machinery is only set up for the few
@@ -329,7 +332,7 @@ class ChatClient:
         attempts = 1
         try:
             try:
-                completion = await self._attempt(messages, reserve, params)
+                completion = await self._attempt(body, reserve)
             except _Retryable as first:
                 if self.settings.max_attempts <= 1:
                     raise
@@ -346,7 +349,7 @@ class ChatClient:
                 async for attempt in retrying:
                     with attempt:
                         attempts += 1
-                        completion = await self._attempt(messages, reserve, params)
+                        completion = await self._attempt(body, reserve)
         except _Failed as exc:
             return Completion(
                 status="failed",
@@ -371,9 +374,7 @@ class ChatClient:
     #: first well-formed completion, until it stops the run.
     FOREIGN_LIMIT = 3
 
-    async def _attempt(
-        self, messages: list[dict[str, str]], reserve: int, params: dict[str, Any]
-    ) -> Completion:
+    async def _attempt(self, body: dict[str, Any], reserve: int) -> Completion:
         await self.limiter.acquire(reserve)
         if self.stopping():
             raise Stopped
@@ -383,37 +384,24 @@ class ChatClient:
             # typed-params transform and model construction that cost ~1.5 ms a request.
             response = await self._client.post(
                 "/chat/completions",
-                body={"model": self.settings.model, "messages": messages, **params},
+                body=body,
                 cast_to=_HTTP.Response,
             )
-            body = response.text
+            text = response.text
             data: Any = None
             try:
-                data = json.loads(body)
-                choice = data["choices"][0]
-                message = choice["message"]
-                if not isinstance(message, dict):
-                    raise TypeError("choices[0].message is not an object")
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                data = json.loads(text)
+                completion = completion_of(data, text)
+            except MALFORMED as exc:
                 if not self._proven and not _has_choices(data):
-                    self._not_openai(response.status_code, response.headers, body)
+                    self._not_openai(response.status_code, response.headers, text)
                 raise _Retryable(
-                    "malformed_response", f"unreadable response: {type(exc).__name__}: {exc}", body
+                    "malformed_response", f"unreadable response: {type(exc).__name__}: {exc}", text
                 ) from None
             self._proven = True
             self.limiter.succeeded(response.headers)
-            usage = data.get("usage") or {}
-            used = usage.get("total_tokens") or reserve
-            return Completion(
-                status="truncated" if choice.get("finish_reason") == "length" else "ok",
-                content=message.get("content") or "",
-                finish_reason=choice.get("finish_reason"),
-                model=data.get("model"),
-                system_fingerprint=data.get("system_fingerprint"),
-                prompt_tokens=usage.get("prompt_tokens") or 0,
-                completion_tokens=usage.get("completion_tokens") or 0,
-                raw=body,
-            )
+            used = completion.prompt_tokens + completion.completion_tokens or reserve
+            return completion
         except openai.APIStatusError as exc:
             used = 0
             self._raise_for_status(exc)
@@ -428,10 +416,7 @@ class ChatClient:
     def _raise_for_status(self, exc: openai.APIStatusError) -> None:
         status = exc.status_code
         body = exc.response.text
-        if isinstance(exc.body, dict):  # the SDK parsed a JSON object: OpenAI's error shape
-            message = self._redact(_error_message(exc))
-        else:  # an HTML page or other text: say what it is on one line, not the whole page
-            message = _describe_body(exc.response.headers, self._redact(body))
+        message = status_message(exc, self._redact)
         if status in (401, 403):
             raise ProviderError(
                 f"the provider refused the API key ({status}: {message}); check the key in "
@@ -489,6 +474,30 @@ class ChatClient:
         )
 
 
+#: What `completion_of` raises for a body that is not a chat completion.
+MALFORMED = (ValueError, KeyError, IndexError, TypeError, AttributeError)
+
+
+def completion_of(data: Any, raw: str) -> Completion:
+    """A decoded chat.completion body (`raw` its text) as an `ok` or `truncated` Completion;
+    one of MALFORMED when it has no `choices[0].message` object."""
+    choice = data["choices"][0]
+    message = choice["message"]
+    if not isinstance(message, dict):
+        raise TypeError("choices[0].message is not an object")
+    usage = data.get("usage") or {}
+    return Completion(
+        status="truncated" if choice.get("finish_reason") == "length" else "ok",
+        content=message.get("content") or "",
+        finish_reason=choice.get("finish_reason"),
+        model=data.get("model"),
+        system_fingerprint=data.get("system_fingerprint"),
+        prompt_tokens=usage.get("prompt_tokens") or 0,
+        completion_tokens=usage.get("completion_tokens") or 0,
+        raw=raw,
+    )
+
+
 def _has_choices(data: Any) -> bool:
     """Whether a decoded body has the shape of a chat completion: an object with a list of
     `choices` (whatever is wrong inside it)."""
@@ -523,6 +532,14 @@ def display_url(url: str) -> str:
         netloc = f"{host}:{parts.port}" if parts.port else host
         parts = parts._replace(netloc=netloc)
     return urlunsplit(parts).rstrip("/")
+
+
+def status_message(exc: openai.APIStatusError, redact: Callable[[str], str]) -> str:
+    """An error answer on one line, redacted: OpenAI's message when the body is its JSON error,
+    else the body's media type and start."""
+    if isinstance(exc.body, dict):  # the SDK parsed a JSON object: OpenAI's error shape
+        return redact(_error_message(exc))
+    return _describe_body(exc.response.headers, redact(exc.response.text))
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

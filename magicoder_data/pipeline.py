@@ -59,13 +59,13 @@ PipelineConfig: type[BaseModel] = create_model(
 
 
 @contextmanager
-def open_run(stage: Stage[Any, Any], run: str | Path, wait: bool = False) -> Iterator[RunStore]:
+def open_run(stage: Stage[Any, Any], run: str | Path, queue: bool = False) -> Iterator[RunStore]:
     """RUN opened as `stage` needs it: read-only for readers, else holding the writer lock
     (created only by the first stage)."""
     if not stage.writes:
         store = RunStore.open(run, readonly=True)
     else:
-        store = RunStore.open(run, create=stage is STAGES[0], wait=wait)
+        store = RunStore.open(run, create=stage is STAGES[0], wait=queue)
     with store:
         yield store
 
@@ -76,7 +76,7 @@ def run_stage(
     config: BaseModel | dict[str, Any] | None = None,
     progress: Progress | None = None,
     *,
-    wait: bool = False,
+    queue: bool = False,
 ) -> Report:
     """Run one stage on RUN with its Config (a model or a dict of its keys); returns its report.
 
@@ -87,7 +87,7 @@ def run_stage(
         config = stage.config(dict(config or {}))
     if stage is STAGES[0] and not (Path(run) / DB_NAME).exists():
         stage.check_new(config)
-    with open_run(stage, run, wait) as store:
+    with open_run(stage, run, queue) as store:
         return stage.run(store, config, progress)  # type: ignore[no-any-return]
 
 
@@ -133,9 +133,9 @@ def load_pipeline(
 
 
 #: Keys any section may hold beside its stage's settings: how the command line shows progress
-#: (`plain`) and whether it queues behind another writer (`wait`). The library checks and
+#: (`plain`) and whether it queues behind another writer (`queue`). The library checks and
 #: otherwise ignores them; `display_settings` reads them.
-DISPLAY_KEYS = ("plain", "wait")
+DISPLAY_KEYS = ("plain", "queue")
 
 
 def display_settings(config: dict[str, Any]) -> dict[str, bool]:
@@ -201,7 +201,7 @@ def run_pipeline(
     config: BaseModel | dict[str, Any] | str | Path,
     progress: Progress | None = None,
     *,
-    wait: bool = False,
+    queue: bool = False,
     on_stage: Callable[[str], None] | None = None,
     on_report: Callable[[str, Report], None] | None = None,
     source: str | None = None,
@@ -210,7 +210,8 @@ def run_pipeline(
 
     Every section is validated before the first stage starts. `on_stage(name)` is called as
     each stage begins, `on_report(name, report)` as it ends. Stops after a stage that was
-    interrupted. `source` names the config in errors when it is given as a dict.
+    interrupted, or that left work running elsewhere (batches that `generate` did not wait
+    for). `source` names the config in errors when it is given as a dict.
     """
     pipeline = load_pipeline(config, source)
     where = f" in {source or config}" if source or isinstance(config, str | Path) else ""
@@ -222,7 +223,7 @@ def run_pipeline(
         if on_stage:
             on_stage(stage.name)
         try:
-            done = run_stage(stage.name, report.run, section, progress, wait=wait)
+            done = run_stage(stage.name, report.run, section, progress, queue=queue)
         except InvalidOption as exc:
             raise _in_section(stage, exc, where) from None
         report.reports[stage.name] = done
@@ -230,6 +231,8 @@ def run_pipeline(
             on_report(stage.name, done)
         if getattr(done, "interrupted", False):
             report.interrupted = True
+            break
+        if getattr(done, "outstanding", 0):  # generate --no-wait: batches still running
             break
     return report
 

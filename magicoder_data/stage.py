@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -23,6 +23,7 @@ from .config import StrictModel, build
 from .errors import RunError
 
 if TYPE_CHECKING:
+    from .backends.batch import BatchRow
     from .generate import Usage
     from .store import RunStore, StageRecord
 
@@ -65,6 +66,8 @@ class StageStatus:
     usage: Usage | None = None
     #: One line the stage adds below its table (verify: its verdicts and pass rate).
     note: str | None = None
+    #: The run's batches (generate through the Batch API), oldest first.
+    batches: list[BatchRow] = field(default_factory=list)
 
     @classmethod
     def of(cls, store: RunStore, record: StageRecord) -> StageStatus:
@@ -97,6 +100,8 @@ class StageStatus:
                 "cost_usd": round(self.usage.cost_usd, 6),
                 "responses": self.usage.responses,
             }
+        if self.batches:
+            data["batches"] = [asdict(batch) for batch in self.batches]
         return data
 
 

@@ -176,6 +176,35 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        "007_batches",
+        """
+        CREATE TABLE batches (
+            key TEXT PRIMARY KEY,
+            endpoint TEXT NOT NULL,
+            status TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            reserved_usd REAL NOT NULL,
+            input_file_id TEXT,
+            batch_id TEXT,
+            completed INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            output_file_id TEXT,
+            error_file_id TEXT,
+            errors TEXT,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            collected_at TEXT
+        );
+        CREATE TABLE batch_requests (
+            batch_key TEXT NOT NULL REFERENCES batches (key),
+            seed_id INTEGER NOT NULL REFERENCES seeds (id),
+            state TEXT NOT NULL,
+            PRIMARY KEY (batch_key, seed_id)
+        );
+        CREATE INDEX batch_requests_by_state ON batch_requests (state, seed_id)
+        """,
+    ),
 ]
 
 
@@ -284,7 +313,7 @@ def _acquire(root: Path, wait: bool) -> int:
             if not wait:
                 raise RunBusyError(
                     f"{root} is being written by {holder}; wait for it to finish, or pass "
-                    "--wait to queue behind it"
+                    "--queue to wait behind it"
                 ) from None
             log.warning("%s is being written by %s; waiting for it to finish", root, holder)
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -11,11 +11,17 @@ they stand for. Batch-level faults (`batch_faults[n]` for the n-th batch created
 - "failed": the batch fails validation (`errors` filled, no output);
 - "expired": half its lines are answered, the rest go to the error file as `batch_expired`.
 
-`calls` counts requests per endpoint, so a test can see how often a client polls.
+A cancelled batch that was past validating answers half its lines and leaves the rest out of
+both files, as a batch stopped midway does. `create_latency` holds the answer to
+`batches.create` back after the batch exists (a client killed then never learns its id).
+`calls` counts requests per endpoint, so a test can see how often a client polls; each batch
+keeps the `custom_ids` of its input, so a test can see what was asked twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import time
 from collections import Counter
@@ -60,6 +66,7 @@ class FakeBatch:
     metadata: dict[str, str] | None
     created: float
     fault: str
+    custom_ids: list[str]
     status: str = "validating"
     output_file_id: str | None = None
     error_file_id: str | None = None
@@ -101,14 +108,21 @@ class FakeBatchAPI(FakeOpenAI):
     """FakeOpenAI plus /v1/files and /v1/batches; see the module docstring."""
 
     def __init__(
-        self, *, delay: float = 0.5, batch_faults: dict[int, str] | None = None, **options: Any
+        self,
+        *,
+        delay: float = 0.5,
+        batch_faults: dict[int, str] | None = None,
+        create_latency: float = 0.0,
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         self.delay = delay
+        self.create_latency = create_latency
         self.batch_faults = batch_faults or {}
         self.files: dict[str, FakeFile] = {}
         self.batches: dict[str, FakeBatch] = {}
         self.calls: Counter[str] = Counter()
+        self._file_ids = itertools.count()
 
     def routes(self, app: web.Application) -> None:
         super().routes(app)
@@ -132,9 +146,8 @@ class FakeBatchAPI(FakeOpenAI):
         if not isinstance(upload, web.FileField) or purpose != "batch":
             return _error(400, "invalid_request_error", "expected a file and purpose=batch")
         with self._lock:
-            number = len(self.files)
             made = FakeFile(
-                f"file-{number:06d}",
+                f"file-{next(self._file_ids):06d}",
                 upload.filename,
                 str(purpose),
                 upload.file.read(),
@@ -179,6 +192,7 @@ class FakeBatchAPI(FakeOpenAI):
         body = await request.json()
         if body.get("input_file_id") not in self.files:
             return _error(400, "invalid_request_error", "input_file_id does not exist")
+        lines = self.files[body["input_file_id"]].content.splitlines()
         with self._lock:
             number = len(self.batches)
             batch = FakeBatch(
@@ -189,9 +203,12 @@ class FakeBatchAPI(FakeOpenAI):
                 body.get("metadata"),
                 time.monotonic(),
                 self.batch_faults.get(number, "ok"),
+                [json.loads(line)["custom_id"] for line in lines],
             )
-            batch.counts["total"] = len(self.files[batch.input_file_id].content.splitlines())
+            batch.counts["total"] = len(lines)
             self.batches[batch.id] = batch
+        if self.create_latency:
+            await asyncio.sleep(self.create_latency)
         return web.json_response(batch.as_json())
 
     def _find_batch(self, request: web.Request) -> FakeBatch | web.Response:
@@ -234,8 +251,10 @@ class FakeBatchAPI(FakeOpenAI):
             return batch
         self._advance(batch)
         with self._lock:
-            if batch.status in ("validating", "in_progress", "finalizing"):
+            if batch.status == "validating":
                 batch.status, batch.ended_at = "cancelled", time.time()
+            elif batch.status in ("in_progress", "finalizing"):
+                self._finish(batch, cancelled=True)
         return web.json_response(batch.as_json())
 
     # -- the batch's life ----------------------------------------------------------------------
@@ -262,17 +281,18 @@ class FakeBatchAPI(FakeOpenAI):
                 self._finish(batch)
         return batch
 
-    def _finish(self, batch: FakeBatch) -> None:
-        """Answer every line (under the lock): output and error files, counts, final status."""
+    def _finish(self, batch: FakeBatch, cancelled: bool = False) -> None:
+        """Answer the lines (under the lock): output and error files, counts, final status."""
         lines = self.files[batch.input_file_id].content.decode().splitlines()
         expired = batch.fault == "expired"
-        answered = len(lines) // 2 if expired else len(lines)
+        answered = len(lines) // 2 if expired or cancelled else len(lines)
         output, errors = [], []
         for index, line in enumerate(lines):
             request = json.loads(line)
             custom_id, body = request["custom_id"], request["body"]
             if index >= answered:
-                errors.append(_expired(custom_id))
+                if not cancelled:
+                    errors.append(_expired(custom_id))
                 continue
             seed = body.get("seed")
             fault = self._fault_of(seed)
@@ -312,7 +332,8 @@ class FakeBatchAPI(FakeOpenAI):
         batch.error_file_id = self._write(batch, "errors", errors)
         batch.counts["completed"] = len(output)
         batch.counts["failed"] = len(errors)
-        batch.status, batch.ended_at = ("expired" if expired else "completed"), time.time()
+        final = "cancelled" if cancelled else "expired" if expired else "completed"
+        batch.status, batch.ended_at = final, time.time()
 
     def _fault_of(self, seed: Any) -> str:
         """The chat fake's script for `seed` (one attempt used), as for a chat request."""
@@ -327,7 +348,7 @@ class FakeBatchAPI(FakeOpenAI):
         if not rows:
             return None
         made = FakeFile(
-            f"file-{len(self.files):06d}",
+            f"file-{next(self._file_ids):06d}",
             f"{batch.id}_{kind}.jsonl",
             "batch_output",
             "".join(json.dumps(row) + "\n" for row in rows).encode(),

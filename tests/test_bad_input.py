@@ -218,12 +218,12 @@ def test_a_second_writer_is_refused_naming_the_first_and_nothing_is_paid_twice(s
         first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for(lambda: (seeded / "run.db-wal").exists() and _stored(seeded / "run.db"), first)
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-        line = assert_user_error(second, 1, "is being written by pid", "--wait")
+        line = assert_user_error(second, 1, "is being written by pid", "--queue")
         assert f"pid {first.pid} " in line and "generate" in line
         status = run_cli("status", seeded, "--json", check=True)  # readers work beside it
         assert json.loads(status.stdout)["stages"]["generate"]["status"] == "running"
         assert first.poll() is None
-        waited = subprocess.run([*cmd, "--wait"], env=env, capture_output=True, text=True)
+        waited = subprocess.run([*cmd, "--queue"], env=env, capture_output=True, text=True)
         assert waited.returncode == 0, waited.stderr
         assert "waiting" in waited.stderr
         assert first.wait(60) == 0

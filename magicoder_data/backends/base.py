@@ -27,8 +27,25 @@ class SendRequest:
     config: GenerateConfig
     template: PromptTemplate
     options: SendOptions
-    #: US$ per million (input, output) tokens by model, over `llm.PRICES`.
+    #: US$ per million (input, output) tokens by model, as the backend charges them.
     prices: Mapping[str, tuple[float, float]]
+
+    def body(self, messages: list[dict[str, str]], seed_id: int) -> dict[str, Any]:
+        """The request body for one seed, whichever way it travels: the model, the messages,
+        the request seed (`seed` + the seed's id) and the run's sampling parameters."""
+        config = self.config
+        body: dict[str, Any] = {
+            "model": config.model,
+            "messages": messages,
+            "seed": config.seed + seed_id,
+            "temperature": config.temperature,
+            "max_tokens": config.max_tokens,
+        }
+        if config.top_p is not None:
+            body["top_p"] = config.top_p
+        if config.grammar is not None:
+            body["grammar"] = config.grammar
+        return body
 
 
 class Backend(ABC):
@@ -57,9 +74,10 @@ class Backend(ABC):
         serves), so a run never mixes its answers with another model's."""
         return {}
 
-    def prices(self) -> dict[str, tuple[float, float]]:
-        """Prices this backend charges, over the known and given ones (so --max-cost works)."""
-        return {}
+    def prices(self, listed: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        """What this backend charges, given the `listed` prices (the known and given ones), so
+        that --max-cost and the stored spend are right."""
+        return dict(listed)
 
     def check(self) -> None:  # noqa: B027 (a hook: most backends have nothing to check)
         """Fail now, before the stage records anything, on what would fail every request."""

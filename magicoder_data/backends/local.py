@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -177,8 +178,8 @@ class LocalBackend(Backend):
     def overrides(self) -> dict[str, Any]:
         return {"model": LOCAL_MODEL}
 
-    def prices(self) -> dict[str, tuple[float, float]]:
-        return {LOCAL_MODEL: (0.0, 0.0)}
+    def prices(self, listed: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        return {**listed, LOCAL_MODEL: (0.0, 0.0)}
 
     def check(self) -> None:
         model_file(self.model_path)

@@ -24,6 +24,8 @@ from queue import Empty
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from typing_extensions import Self
+
 from .. import generate
 from ..errors import ConfigError, MagicoderDataError, ProviderError, RunError
 from ..llm import ChatClient, ClientSettings, Stopped, TokenCounter, cost, price_of
@@ -32,7 +34,6 @@ from ..workers import QuietSpawnContext, unblock
 from .base import Backend, SendRequest
 
 if TYPE_CHECKING:
-    from ..config import GenerateConfig
     from ..generate import AnswerRow, GenerateOptions, GenerateStats, PendingSeed
     from ..stage import Progress, Report
 
@@ -53,9 +54,7 @@ class OnlineBackend(Backend):
         self.api_key = api_key
 
     @classmethod
-    def from_options(
-        cls, options: GenerateOptions, settings: ClientSettings, api_key: str
-    ) -> OnlineBackend:
+    def from_options(cls, options: GenerateOptions, settings: ClientSettings, api_key: str) -> Self:
         """A key is needed, unless a base URL names a server that may not want one."""
         if not api_key:
             if settings.base_url is None:
@@ -166,16 +165,6 @@ def run_job(job: Job, store: RunStore, progress: Progress | None = None) -> Gene
     return stats
 
 
-def _request_params(config: GenerateConfig) -> dict[str, Any]:
-    """The body parameters every request of the run sends besides its messages and seed."""
-    params: dict[str, Any] = {"temperature": config.temperature, "max_tokens": config.max_tokens}
-    if config.top_p is not None:
-        params["top_p"] = config.top_p
-    if config.grammar is not None:
-        params["grammar"] = config.grammar
-    return params
-
-
 class _Sender:
     """What a job's workers share: the budget, the token counter, and the answers not yet saved.
 
@@ -199,7 +188,6 @@ class _Sender:
         self.price = price_of(job.request.config.model, job.request.prices)
         self.budget = Budget(job.budget, 0.0)
         self.counter = TokenCounter(job.request.config.model)
-        self.params = _request_params(job.request.config)
         self.unsaved: list[AnswerRow] = []
 
     def save(self) -> None:
@@ -226,10 +214,7 @@ class _Sender:
         self.stopping.in_flight += 1
         try:
             completion = await client.complete(
-                messages,
-                reserve=prompt_tokens + config.max_tokens,
-                seed=config.seed + seed.id,
-                **self.params,
+                self.request.body(messages, seed.id), reserve=prompt_tokens + config.max_tokens
             )
         except Stopped:  # stopped before this request went out: nothing to store
             self.budget.settle(worst, 0.0)
