@@ -106,38 +106,36 @@ async def bare_client(base_url: str, in_flight: int, requests: int) -> float:
         return requests / (time.perf_counter() - start)
 
 
-def run_generate(
-    run: Path, base_url: str, in_flight: int, workers: int = 1
-) -> tuple[float, float, float, int, float]:
-    """Wall s, client CPU s, peak RSS MiB, requests stored, and the stage's own requests/s."""
+def measured(run: Path, base_url: str, *args: str) -> tuple[float, float, float, str]:
+    """Wall s, client CPU s, peak RSS MiB and stdout of `generate RUN ARGS` (gpt-4o-mini at
+    `base_url`) in a child process."""
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "MAGICODER_DATA_OFFLINE": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall, rss, stdout = measure(
-        [
-            "magicoder_data",
-            "generate",
-            str(run),
-            "--model",
-            "gpt-4o-mini",
-            "--base-url",
-            base_url,
-            "--concurrency",
-            str(in_flight),
-            "--workers",
-            str(workers),
-            "--plain",
-        ],
-        env=env,
-    )
+    command = ["generate", str(run), "--model", "gpt-4o-mini", "--base-url", base_url]
+    wall, rss, stdout = measure(["magicoder_data", *command, "--plain", *args], env=env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, rss, stdout
+
+
+def responses(run: Path) -> int:
+    """Answers stored in RUN, as `status --json` counts them."""
     status = subprocess.run(
         [sys.executable, "-m", "magicoder_data", "status", str(run), "--json"],
         capture_output=True,
         text=True,
         check=True,
     )
-    done = json.loads(status.stdout)["stages"]["generate"]["responses"]
+    return int(json.loads(status.stdout)["stages"]["generate"]["responses"])
+
+
+def run_generate(
+    run: Path, base_url: str, in_flight: int, workers: int = 1
+) -> tuple[float, float, float, int, float]:
+    """Wall s, client CPU s, peak RSS MiB, requests stored, and the stage's own requests/s."""
+    settings = ("--concurrency", str(in_flight), "--workers", str(workers))
+    wall, cpu, rss, stdout = measured(run, base_url, *settings)
+    done = responses(run)
     own_rate = float(stdout.split(" done ", 1)[1].split("req/s")[0].replace(",", ""))
     return wall, cpu, rss, done, own_rate
 

@@ -65,6 +65,22 @@ def batch(
     )
 
 
+def submitted(run: Path, api: FakeBatchAPI, env: dict[str, str]) -> subprocess.Popen:
+    """`generate RUN --batch` started, once it has recorded its batch's id."""
+    proc = subprocess.Popen(
+        command(run, api.base_url, "--batch"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not db_rows(run, "SELECT 1 FROM batches WHERE batch_id IS NOT NULL"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc
+
+
 def samples(run: Path) -> dict[int, dict]:
     return {
         s["seed_id"]: s
@@ -114,6 +130,10 @@ def test_batch_stores_what_online_stores_at_half_the_price(seeded: Path, tmp_pat
     )
     shown = run_cli("status", seeded, check=True).stdout
     assert "batch_000002" in shown and "completed" in shown
+    run_cli("clean", seeded, "--min-problem", "0", check=True)
+    run_cli("export", seeded, "--out", tmp_path / "out", check=True)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "24 of 24 answers through the Batch API, at 50% of the listed price" in card
 
 
 def test_only_failed_and_expired_lines_go_out_again(seeded: Path):
@@ -256,24 +276,14 @@ def test_a_failed_batch_is_said_and_its_requests_stay_pending(seeded: Path):
 def test_cancel_stops_the_open_batches_and_keeps_what_they_answered(seeded: Path):
     with FakeBatchAPI(delay=30, api_key=KEY) as api:
         env = {**os.environ, "OPENAI_API_KEY": KEY}
-        proc = subprocess.Popen(
-            command(seeded, api.base_url, "--batch"),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while not db_rows(seeded, "SELECT 1 FROM batches WHERE batch_id IS NOT NULL"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        proc = submitted(seeded, api, env)
         time.sleep(3.5)  # past validating
         cancelled = run_cli("cancel", seeded, env=env)
         assert cancelled.returncode == 0, cancelled.stderr
         assert cancelled.stdout.strip() == "batch_000000: cancelled"
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-        assert "batches were cancelled" in err
+        assert "batches were cancelled" in err and f"ok {SEEDS // 2}" in out
         assert len(api.batches) == 1  # nothing resubmitted after a cancel
         kept = samples(seeded)
         assert len(kept) == SEEDS // 2
@@ -289,8 +299,10 @@ def test_a_bad_key_stops_at_once_and_the_key_is_never_stored(seeded: Path):
     with FakeBatchAPI(api_key=KEY) as api:
         wrong = batch(seeded, api, key="sk-wrong-KEYVALUE-000000000000")
         assert wrong.returncode == 1
-        assert wrong.stderr.strip().splitlines()[-1].startswith(
-            "error: the provider refused the API key (401"
+        assert (
+            wrong.stderr.strip()
+            .splitlines()[-1]
+            .startswith("error: the provider refused the API key (401")
         )
         assert "KEYVALUE" not in wrong.stderr
         assert api.calls["files.create"] == 0 and api.calls["batches.create"] == 0
@@ -332,3 +344,47 @@ def test_polling_backs_off(seeded: Path):
         assert result.returncode == 0, result.stderr
         # Pauses of 1, 1.5, 2.25, 3.4 s: four or five checks in 6 s, not one a second.
         assert api.calls["batches.retrieve"] <= 6
+
+
+def test_ctrl_c_stops_waiting_and_the_batches_run_on(seeded: Path):
+    with FakeBatchAPI(delay=60, api_key=KEY) as api:
+        env = {**os.environ, "OPENAI_API_KEY": KEY}
+        proc = submitted(seeded, api, env)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        assert "keep running at the provider" in err
+        assert f"resume with `magicoder-data generate {seeded}`" in err
+        assert api.calls["batches.cancel"] == 0
+        api.delay = 0.1  # the batch has ended by now
+        result = subprocess.run(
+            command(seeded, api.base_url), env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert len(api.batches) == 1
+    assert len(samples(seeded)) == SEEDS
+
+
+def test_a_run_config_that_does_not_wait_stops_after_generate(seeded: Path, tmp_path: Path):
+    import yaml
+
+    with FakeBatchAPI(delay=30, api_key=KEY) as api:
+        config = tmp_path / "run.yaml"
+        generate = {"model": "gpt-4o-mini", "base_url": api.base_url, "batch": True}
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "run": str(seeded),
+                    "generate": {**generate, "wait": False, "plain": True},
+                    "clean": {},
+                }
+            )
+        )
+        env = {**os.environ, "OPENAI_API_KEY": KEY}
+        result = run_cli("run", config, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "1 batches still open" in result.stderr
+        assert len(api.batches) == 1
+    status = json.loads(run_cli("status", seeded, "--json", check=True).stdout)
+    assert "clean" not in status["stages"]

@@ -82,6 +82,11 @@ class BatchRow:
     `status` is `preparing` until the provider has the batch, then the provider's; a batch is
     open until `collected_at` is set. `reserved_usd` is the most its requests can cost
     (counted against --max-cost while it is open); `cost_usd` what its answers cost.
+
+    Each of its seeds has a `batch_requests` row whose state says what became of it: `open`
+    (not collected yet), `answered` or `failed` (its answer is stored), `retry` (a failed try:
+    the seed goes out again), `retried` (a failed try of a seed answered since), `unanswered`
+    (the batch failed or was cancelled before running it: it goes out again, not as a try).
     """
 
     key: str
@@ -279,35 +284,36 @@ class BatchStats(generate.GenerateStats):
     batches: Counter[str] = field(default_factory=Counter)
     submitted: int = 0  # batches created by this run
     waiting: int = 0  # requests in open batches
-    at_provider: int = 0  # of those, how many the provider has already answered
+    provider_done: int = 0  # of those, how many the provider says it has answered
+    provider_failed: int = 0  # ... and how many failed there
     reserved: float = 0.0  # US$ the open batches may still cost
     next_poll: float = 0.0  # time.monotonic() of the next check
     cancelled: bool = False  # a batch was cancelled (`magicoder-data cancel`): no new ones
     outstanding: int = 0  # batches still open when the run returned
 
     def line(self) -> str:
-        states = ", ".join(f"{n:,} {s}" for s, n in sorted(self.batches.items())) or "none"
-        failed = self.statuses["failed"]
-        poll = max(0.0, self.next_poll - time.monotonic())
-        return (
-            f"batches: {states}  answers stored {self.done:,}/{self.total:,}"
-            f"{f' ({failed:,} failed)' if failed else ''}"
-            f"{f'  at the provider {self.at_provider:,}/{self.waiting:,}' if self.waiting else ''}"
-            f"  ${self.spent:,.4f} paid, ${self.reserved:,.4f} reserved  "
-            f"{_clock(self.elapsed)} elapsed"
-            f"{f', next check in {poll:.0f}s' if self.waiting and poll >= 1 else ''}"
-        )
+        parts = [
+            "batches: "
+            + (", ".join(f"{n:,} {s}" for s, n in sorted(self.batches.items())) or "none"),
+            f"answers stored {self.done:,}/{self.total:,}"
+            + (f" ({self.statuses['failed']:,} failed)" if self.statuses["failed"] else ""),
+        ]
+        if self.waiting:
+            parts.append(
+                f"at the provider {self.provider_done:,} done, {self.provider_failed:,} failed "
+                f"of {self.waiting:,}"
+            )
+        parts.append(f"${self.spent:,.4f} paid, ${self.reserved:,.4f} reserved")
+        poll = self.next_poll - time.monotonic()
+        wait = f", next check in {poll:.0f}s" if self.waiting and poll >= 1 else ""
+        parts.append(f"{_clock(self.elapsed)} elapsed{wait}")
+        return "  ".join(parts)
 
 
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-
-
-#: What a line's outcome does to its request: `answered` and `failed` store the answer;
-#: `retry` sends the seed again (a try); `unanswered` sends it again on the next run (no try).
-_FINAL = ("answered", "failed")
 
 
 @dataclass(frozen=True)
@@ -397,7 +403,8 @@ class _BatchRun:
             self.stats.batches = Counter(r.status for r in rows)
             still = [r for r in rows if r.collected_at is None]
             self.stats.waiting = sum(r.requests for r in still)
-            self.stats.at_provider = sum(r.completed + r.failed for r in still)
+            self.stats.provider_done = sum(r.completed for r in still)
+            self.stats.provider_failed = sum(r.failed for r in still)
             self.stats.reserved = sum(r.reserved_usd for r in still)
         if self.progress:
             self.progress(self.stats)
@@ -423,7 +430,7 @@ class _BatchRun:
         ids: list[int] = []
         made, nbytes, worst = False, 0, 0.0
         for seed in generate.pending_seeds(self.store, retry_failed):
-            if limit is not None and self.sent >= limit:
+            if (limit is not None and self.sent >= limit) or self.stop.is_set():
                 break
             line, messages = self._line(seed)
             if ids and (len(ids) >= size or nbytes + len(line) > max_bytes):

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..backends.batch import batch_answers
 from ..backends.local import LOCAL_MODEL
 from ..generate import fingerprints, usage
+from ..llm import BATCH_DISCOUNT
 from ..seeds import seeds_per_language
 from ..store import RunStore
 
@@ -119,9 +121,20 @@ def _provenance(store: RunStore, config: dict[str, Any]) -> list[str]:
         f"snippets of {sample_config.get('min_lines')}-{sample_config.get('max_lines')} lines, "
         f"seed {sample_config.get('seed')}",
         f"- Tokens: {spent.prompt_tokens:,} prompt + {spent.completion_tokens:,} completion; "
-        f"cost US${spent.cost_usd:,.4f}",
+        f"cost US${spent.cost_usd:,.4f}{_through_batches(store, spent.responses)}",
         "",
     ]
+
+
+def _through_batches(store: RunStore, responses: int) -> str:
+    """How many answers the Batch API gave, at its discount (empty when none did)."""
+    answered = batch_answers(store)
+    if not answered:
+        return ""
+    return (
+        f" ({answered:,} of {responses:,} answers through the Batch API, at "
+        f"{BATCH_DISCOUNT:.0%} of the listed price)"
+    )
 
 
 def _counts(store: RunStore) -> list[str]:
