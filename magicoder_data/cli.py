@@ -335,10 +335,14 @@ def cancel(
         say(f"{run} has no open batches")
 
 
+#: What `dump` writes: the stages' rows, then the drops ledger.
+DUMPABLE = [*(name for stage in STAGES for name, _ in stage.dumps), "drops"]
+
+
 @app.command()
 def dump(
     run: RunArg,
-    what: Annotated[str, typer.Argument(help="What to dump: seeds, samples, lintseq, drops.")],
+    what: Annotated[str, typer.Argument(help=f"What to dump: {', '.join(DUMPABLE)}.")],
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write here instead of stdout.")
     ] = None,

@@ -257,6 +257,13 @@ def iter_samples(store: RunStore) -> Iterator[StoredAnswer]:
     )
 
 
+def _iter_batches(store: RunStore) -> Iterator[Any]:
+    """The run's batches (`generate --batch`), oldest first, as `dump RUN batches` writes them."""
+    from .backends.batch import batches
+
+    return iter(batches(store))
+
+
 def parsed_samples(store: RunStore) -> Iterator[ParsedSample]:
     """Every sample that parsed into problem and solution, with its seed, in seed order."""
     return store.rows(
@@ -531,7 +538,7 @@ class Generate(Stage[GenerateOptions, GenerateStats]):
     example = "magicoder-data generate runs/demo --model gpt-4o-mini --concurrency 256 --max-cost 5"
     requires = ("sample",)
     funnel = "parsed"
-    dumps = (("samples", iter_samples),)
+    dumps = (("samples", iter_samples), ("batches", _iter_batches))
     progress_sql = "SELECT 1 FROM samples LIMIT 1"
 
     def check_ready(self, store: RunStore) -> None:
