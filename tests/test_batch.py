@@ -142,6 +142,7 @@ def test_only_failed_and_expired_lines_go_out_again(seeded: Path):
         BASE + 2: ["400"],  # a request another try cannot fix: failed at once
         BASE + 3: ["500", "503", "500"],  # still failing after --max-attempts 3
         BASE + 4: ["truncate"],  # an answer: stored as truncated, not sent again
+        BASE + 5: ["garbage"],  # an answer in no template shape: unparsable, not sent again
     }
     with FakeBatchAPI(delay=0.3, faults=faults, batch_faults={0: "expired"}) as api:
         result = batch(seeded, api, "--max-attempts", "3")
@@ -167,6 +168,7 @@ def test_only_failed_and_expired_lines_go_out_again(seeded: Path):
         3,
     )
     assert stored[4]["status"] == "truncated"
+    assert stored[5]["status"] == "unparsable"
     # --retry-failed sends the failed and truncated ones once more, and only them.
     with FakeBatchAPI(delay=0.2) as api:
         result = batch(seeded, api, "--retry-failed")
