@@ -8,7 +8,7 @@ DEMO_RUN ?= demo-run
 DEMO_MIX ?= python=6,cpp=1,java=1,typescript=1,shell=1,csharp=1,rust=1,php=1,swift=1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install sandbox test lint demo bench clean
+.PHONY: install sandbox browser test lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,12 +35,21 @@ sandbox:
 		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q bubblewrap >/dev/null; } || \
 		{ echo "could not install bubblewrap: install it with your package manager"; exit 1; }; }
 
+# The viewer's tests drive Debian's chromium (headless) through Playwright; installed once.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium, the browser the viewer's tests drive"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
+		{ echo "could not install chromium: install it with your package manager"; exit 1; }; }
+
 lint: $(LOCAL_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy magicoder_data
 
-test: lint sandbox
+test: lint sandbox browser
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest
 
 # The main job end to end on the bundled corpus with the embedded local model (no API key).

@@ -1,6 +1,6 @@
 """The `magicoder-data` command, derived from the library: one command per stage of
 `pipeline.STAGES`, whose options are that stage's Config fields (`max_cost` is `--max-cost`,
-its docstring the help), plus `run`, `audit`, `status`, `cancel` and `dump`.
+its docstring the help), plus `run`, `audit`, `status`, `serve`, `cancel` and `dump`.
 
 A command only turns options into a config, calls `run_stage` and prints the report. Errors a
 user can cause (MagicoderDataError) print one line and exit 1, never a traceback.
@@ -309,6 +309,23 @@ def status(
         out.print_json(json.dumps(report.as_json()))
     else:
         show_status(report)
+
+
+@app.command()
+def serve(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories to show.")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; another than 127.0.0.1 opens it to others.")
+    ] = "127.0.0.1",
+) -> None:
+    """Browse runs in a web browser, read-only: samples, drops, contamination evidence, edits.
+
+    Example: magicoder-data serve runs/demo --port 8000
+    """
+    from .viewer import serve as serve_runs
+
+    serve_runs(runs, host=host, port=port)
 
 
 @app.command()

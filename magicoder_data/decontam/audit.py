@@ -27,11 +27,29 @@ import numpy as np
 from ..errors import ConfigError
 from ..outputs import replacing_folder
 from ..readers import is_run, missing_field, open_dataset
+from ..viewer import render
+from ..viewer.render import environment, fenced
 from .benchmarks import BenchmarkItem
 from .methods import Scanner
 
 CHUNK = 2_000
 TOP = 10
+#: Flagged samples the report shows beside their benchmark item, per dataset (all are in
+#: flagged.jsonl).
+SHOWN = 100
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A flagged sample as the report shows it: its strongest match and that match's evidence."""
+
+    sample_id: str
+    text: str
+    benchmark: str
+    item_id: str
+    method: str
+    score: float
+    evidence: str
 
 
 @dataclass
@@ -46,6 +64,8 @@ class DatasetAudit:
     top: list[tuple[float, str, str, int]] = field(default_factory=list)  # score, id, text, item
     #: Values of compared fields that were not text, per "field: kind" (null, int, list...).
     not_text: Counter[str] = field(default_factory=Counter)
+    #: The first SHOWN flagged samples, for the report's side-by-side view.
+    shown: list[Shown] = field(default_factory=list)
 
 
 def rows_of(
@@ -133,9 +153,13 @@ def _scan(
         strongest[key] = max((m.score, m.span), strongest.get(key, (0.0, "")))
     for _, benchmark, method in {(i, b, m) for i, b, _, m in strongest}:
         result.counts[benchmark, method] += 1
+    best_of: dict[int, Shown] = {}
     for (index, benchmark, item_id, method), (score, evidence) in strongest.items():
         sample_id = batch[index][0]
         result.flagged.add(sample_id)
+        shown = Shown(sample_id, batch[index][1], benchmark, item_id, method, score, evidence)
+        if index not in best_of or (score, method) > (best_of[index].score, best_of[index].method):
+            best_of[index] = shown
         flagged.write(
             json.dumps(
                 {
@@ -150,6 +174,8 @@ def _scan(
             )
             + "\n"
         )
+    room = SHOWN - len(result.shown)
+    result.shown += [best_of[index] for index in sorted(best_of)][: max(room, 0)]
     result.samples += len(batch)
     result.similarities.extend(float(x) for x in best)
     for row in np.argsort(-best)[:TOP]:
@@ -190,15 +216,31 @@ def _histogram(audits: list[DatasetAudit], path: Path) -> None:
 def _write(
     audits: list[DatasetAudit], items: list[BenchmarkItem], scanner: Scanner, report: Path
 ) -> None:
-    """The report's files: the histogram, `report.md`, and `report.html` with the plot inside."""
+    """The report's files: the histogram, `report.md`, and `report.html` with the plot inside
+    (the viewer's templates: every text escaped, code in code shown as code)."""
     png = report / "similarity.png"
     _histogram(audits, png)
     lines = _summary(audits, items, scanner)
     for a in audits:
         lines += _section(a, items)
-    markdown = "\n".join(lines)
-    (report / "report.md").write_text(markdown, encoding="utf-8")
-    (report / "report.html").write_text(_html(markdown, png), encoding="utf-8")
+    (report / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    by_id = {(item.benchmark, item.item_id): item for item in items}
+    page = (
+        environment()
+        .get_template("audit.html")
+        .render(
+            summary=render.markdown("\n".join(_summary(audits, items, scanner)[:-2])),
+            picture=base64.b64encode(png.read_bytes()).decode(),
+            audits=audits,
+            items=items,
+            by_id=by_id,
+            medians={
+                a.label: float(np.median(a.similarities)) if a.samples else None for a in audits
+            },
+            style=render.style_sheet(),
+        )
+    )
+    (report / "report.html").write_text(page, encoding="utf-8")
 
 
 def _summary(audits: list[DatasetAudit], items: list[BenchmarkItem], scanner: Scanner) -> list[str]:
@@ -253,36 +295,11 @@ def _section(a: DatasetAudit, items: list[BenchmarkItem]) -> list[str]:
             "",
             "Sample:",
             "",
-            "```",
-            text[:1500],
-            "```",
+            fenced(text[:1500]),
             "",
             "Benchmark item:",
             "",
-            "```",
-            bench.document[:1500],
-            "```",
+            fenced(bench.document[:1500]),
             "",
         ]
     return lines
-
-
-def _html(markdown: str, png: Path) -> str:
-    """The report as one self-contained page: the histogram embedded, not linked."""
-    picture = base64.b64encode(png.read_bytes()).decode()
-    body = _markdown_to_html(markdown).replace(
-        'src="similarity.png"', f'src="data:image/png;base64,{picture}"'
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Contamination audit</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-        "pre{background:#f6f6f6;padding:8px;overflow:auto;white-space:pre-wrap}</style>"
-        f"</head><body>{body}</body></html>"
-    )
-
-
-def _markdown_to_html(markdown: str) -> str:
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt("commonmark").enable("table").render(markdown)
