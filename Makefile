@@ -71,7 +71,7 @@ demo: $(LOCAL_STAMP) sandbox
 	MAGICODER_RUN=$(CURDIR)/$(DEMO_RUN) HF_HUB_OFFLINE=1 $(BIN)/jupyter execute \
 		notebooks/analysis.ipynb --output=../$(DEMO_RUN)-analysis
 	@echo "dataset: $(DEMO_RUN)-dataset/  audit report: $(DEMO_RUN)-audit/report.html" \
-		" analysis: $(DEMO_RUN)-analysis.ipynb"
+		" analysis: $(DEMO_RUN)-analysis.ipynb  browse: $(BIN)/magicoder-data serve $(DEMO_RUN)"
 
 bench: $(STAMP) sandbox
 	$(BIN)/python bench/bench_sample.py

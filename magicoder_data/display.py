@@ -112,9 +112,12 @@ def show_status(report: RunStatus) -> None:
             f"pushed {len(report.pushes)} time(s); last to {pushed.repo_id}@{pushed.revision} "
             f"(commit {pushed.commit_oid[:12]}, {pushed.pushed_at})"
         )
+    from .pipeline import STAGES
+
+    funnel = {s.name: s.funnel for s in STAGES if s.funnel}
     for name, stage in report.stages.items():
         out.print(f"\n[bold]{name}[/bold]: {stage.status}")
-        out.print(_languages(stage))
+        out.print(_languages(stage, funnel.get(name) or "rows"))
         if stage.note:
             say(stage.note)
         if stage.usage is not None:
@@ -153,23 +156,34 @@ def _batches(rows: list[BatchRow]) -> Table:
     return table
 
 
-def _languages(stage: StageStatus) -> Table:
-    """One row per language: requested ones first (in the mix's order), then the others."""
+def _languages(stage: StageStatus, rows_are: str = "rows") -> Table:
+    """One row per language: requested ones first (in the mix's order), then the others; only
+    the columns the stage fills (requests and documents are the sampler's), the rows named for
+    what they are (`rows_are`: the stage's funnel column, e.g. parsed)."""
     rows, docs = stage.rows or {}, stage.documents
-    table = Table(box=None, pad_edge=False)
-    for column in ("language", "rows", "requested", "documents", "dropped"):
-        table.add_column(column, justify="left" if column == "language" else "right")
     summary = stage.summary or {}
     requests = {k: v["requested"] for k, v in summary.items() if isinstance(v, dict)}
     others = sorted((set(rows) | set(docs) | set(stage.drops)) - set(requests))
-    for lang in [*requests, *others]:
+    cells: dict[str, list[str]] = {"rows": [], "requested": [], "documents": [], "dropped": []}
+    languages = [*requests, *others]
+    for lang in languages:
         dropped = ", ".join(f"{r} {n:,}" for r, n in stage.drops.get(lang, {}).items())
         requested = requests.get(lang)
-        table.add_row(
-            lang,
-            f"{rows.get(lang, 0):,}",
-            f"{requested:,}" if requested is not None else "",
-            f"{docs.get(lang, {}).get('documents', 0):,}",
-            dropped or "-",
-        )
+        cells["rows"].append(f"{rows.get(lang, 0):,}")
+        cells["requested"].append(f"{requested:,}" if requested is not None else "")
+        cells["documents"].append(f"{docs.get(lang, {}).get('documents', 0):,}")
+        cells["dropped"].append(dropped or "-")
+    shown = {
+        "rows": True,
+        "requested": bool(requests),
+        "documents": bool(docs),
+        "dropped": True,
+    }
+    table = Table(box=None, pad_edge=False)
+    table.add_column("language")
+    for column in cells:
+        if shown[column]:
+            table.add_column(rows_are if column == "rows" else column, justify="right")
+    for n, lang in enumerate(languages):
+        table.add_row(lang, *(cells[c][n] for c in cells if shown[c]))
     return table

@@ -296,6 +296,21 @@ def _holder(fd: int) -> str:
         return "another process"
 
 
+def writer(root: Path) -> str | None:
+    """Who is writing RUN now (a process holding its lock), or None; reads, never writes."""
+    try:
+        fd = os.open(root / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # never locked, or unreadable: nobody we can see
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    finally:
+        os.close(fd)
+    return None
+
+
 def _acquire(root: Path, wait: bool) -> int:
     """Take RUN's writer lock (an OS lock, so a crashed holder never leaves it stale)."""
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import doc, run_cli, run_generate, write_parquet
+from tests.conftest import FAKE_KEY, doc, run_cli, run_generate, write_parquet
 from tests.openai_server import FakeOpenAI
 
 CHROMIUM = shutil.which("chromium")
@@ -183,14 +184,14 @@ def test_samples_filter_search_and_paginate_on_the_server(server: str, page):
     page.goto(server + "/samples")
     assert page.locator("#count").inner_text().startswith("10 samples")
     assert page.locator("table.samples tbody tr").count() == 10
+    shoot(page, "samples")
     page.select_option("select[name=status]", "dropped")
     page.click("form.filters button")
     assert "status=dropped" in page.url
     dropped = page.locator("table.samples tbody").inner_text()
     assert "decontaminate: " in dropped
     page.goto(server + "/samples?q=task+3")  # every word, as a prefix
-    assert page.locator("#count").inner_text().startswith("1 samples")
-    shoot(page, "samples")
+    assert page.locator("#count").inner_text() == "1 sample"
 
 
 def test_a_sample_shows_its_snippet_problem_evidence_and_edits(server: str, page):
@@ -295,8 +296,21 @@ def test_serving_never_writes_the_run_and_shows_new_answers(viewed: Path, server
         assert _status(server + path)[0] == 200
     assert hashlib.sha256((viewed / "run.db").read_bytes()).hexdigest() == before
     assert sorted(p.name for p in viewed.iterdir()) == listing
-    with FakeOpenAI(answer=answer) as fake:  # the last two seeds, while the viewer runs
-        run_generate(viewed, fake.base_url, check=True)
+    with FakeOpenAI(answer=answer, latency=1.5) as fake:  # the last two, while it serves
+        env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
+        generating = subprocess.Popen(
+            [sys.executable, "-m", "magicoder_data", "generate", str(viewed), "--model",
+             "gpt-4o-mini", "--base-url", fake.base_url, "--plain"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while json.loads(_status(server + "/api/overview")[1])["writer"] is None:
+            assert time.monotonic() < deadline, "the viewer never saw the writer"
+            time.sleep(0.05)
+        overview = _status(server + "/")[1]
+        assert 'http-equiv="refresh"' in overview and "being written by pid" in overview
+        assert generating.wait(timeout=60) == 0
+    assert 'http-equiv="refresh"' not in _status(server + "/")[1]
     _, body = _status(server + "/api/overview")
     assert json.loads(body)["progress"] == {"seeds": 12, "answered": 12}
     assert "task 11" in _status(server + "/samples?q=task+11")[1]

@@ -16,7 +16,7 @@ from typing import Any
 from ..decontam.benchmarks import BenchmarkItem
 from ..errors import ConfigError, MagicoderDataError
 from ..pipeline import STAGES, funnel, run_status
-from ..store import RunStore
+from ..store import RunStore, writer
 
 log = logging.getLogger("magicoder_data")
 
@@ -380,7 +380,7 @@ def overview(store: RunStore) -> dict[str, Any]:
         "funnel": funnel(store),
         "progress": {"seeds": seeds, "answered": answered},
         "usage": generate.as_json() if generate and generate.usage else None,
-        "running": any(s.status == "running" for s in status.stages.values()),
+        "writer": writer(store.root),  # who is writing the run now, if anyone
         "configs": {r.stage: r.config for r in store.stage_records()},
     }
 
