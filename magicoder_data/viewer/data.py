@@ -374,8 +374,16 @@ def overview(store: RunStore) -> dict[str, Any]:
     generate = status.stages.get("generate")
     seeds = int(store.value("SELECT COUNT(*) FROM seeds"))
     answered = int(store.value("SELECT COUNT(*) FROM samples"))
+    reasons = [
+        (stage, reason, count)
+        for stage, info in status.stages.items()
+        for reason, count in sorted(
+            _totals(info.drops).items(), key=lambda pair: (-pair[1], pair[0])
+        )
+    ]
     return {
         "run": status.run,
+        "drop_reasons": reasons,
         "stages": {name: s.as_json() for name, s in status.stages.items()},
         "funnel": funnel(store),
         "progress": {"seeds": seeds, "answered": answered},
@@ -400,3 +408,12 @@ def benchmark_items(store: RunStore) -> dict[tuple[str, str], BenchmarkItem]:
         except MagicoderDataError as exc:
             log.warning("viewer: benchmark %s not shown (%s)", entry, exc)
     return items
+
+
+def _totals(drops: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Drops per reason over every language."""
+    totals: dict[str, int] = {}
+    for reasons in drops.values():
+        for reason, count in reasons.items():
+            totals[reason] = totals.get(reason, 0) + count
+    return totals
