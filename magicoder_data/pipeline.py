@@ -237,12 +237,16 @@ def run_pipeline(
     return report
 
 
-def funnel(store: RunStore) -> dict[str, dict[str, int]]:
-    """Per language, what is left after each stage that ran: seeds, parsed, cleaned, ..."""
+def funnel(store: RunStore, status: RunStatus | None = None) -> dict[str, dict[str, int]]:
+    """Per language, what is left after each stage that ran: seeds, parsed, cleaned, ...
+    (taken from `status` when given: its stages' rows are these counts)."""
     columns = {
-        stage.funnel: stage.funnel_counts(store)
+        stage.funnel: (
+            status.stages[stage.name].rows or {} if status else stage.funnel_counts(store)
+        )
         for stage in STAGES
-        if stage.funnel and store.stage_status(stage.name)
+        if stage.funnel
+        and (stage.name in status.stages if status else store.stage_status(stage.name))
     }
     languages: dict[str, dict[str, int]] = {}
     for column, counts in columns.items():

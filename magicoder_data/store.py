@@ -438,6 +438,11 @@ class RunStore:
             yield rows
             last = rows[-1][key] if isinstance(rows[-1], dict) else getattr(rows[-1], key)
 
+    def attach(self, path: Path, alias: str) -> None:
+        """Make another SQLite file's tables readable in this store's queries as `alias.NAME`,
+        read-only (the viewer's search index beside a run it must not write)."""
+        self._conn.execute("ATTACH DATABASE ? AS " + alias, (f"{path.resolve().as_uri()}?mode=ro",))
+
     def close(self) -> None:
         self._conn.close()
         _release(self._lock_fd)

@@ -91,7 +91,7 @@ def create_app(runs: Sequence[Path]) -> Starlette:
     def samples(store: RunStore, request: Request) -> data.SamplePage:
         name, _ = chosen(request)
         wanted = data.SampleFilter.parse(dict(request.query_params))
-        return data.samples_page(store, wanted, lambda q: indexes.of(name).find(store, q))
+        return data.samples_page(store, wanted, lambda q: indexes.of(name).condition(store, q))
 
     def seed_id(request: Request) -> int:
         return int(request.path_params["seed_id"])

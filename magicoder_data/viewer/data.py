@@ -109,11 +109,14 @@ def _dropped_sql() -> str:
 
 
 def samples_page(
-    store: RunStore, wanted: SampleFilter, search: Callable[[str], list[int]] | None = None
+    store: RunStore,
+    wanted: SampleFilter,
+    search: Callable[[str], tuple[str, tuple[str, ...]]] | None = None,
 ) -> SamplePage:
-    """A page of samples matching `wanted`, newest filter first; `search(q)` gives the seed
-    ids whose problem or solution match a full-text query."""
-    where, params = ["1"], []
+    """A page of samples matching `wanted`, in seed order; `search(q)` gives the SQL condition
+    (and its parameters) for the samples matching a full-text query."""
+    where: list[str] = ["1"]
+    params: list[str] = []
     if wanted.language:
         where.append("s.language = ?")
         params.append(wanted.language)
@@ -132,8 +135,9 @@ def samples_page(
         )
         params += [wanted.reason, wanted.reason]
     if wanted.q:
-        ids = search(wanted.q) if search else []
-        where.append(f"x.seed_id IN ({', '.join(str(int(i)) for i in ids) or 'NULL'})")
+        matching, more = search(wanted.q) if search else ("0", ())
+        where.append(matching)
+        params += more
     condition = " AND ".join(where)
     base = f"FROM samples x JOIN seeds s ON s.id = x.seed_id WHERE {condition}"
     total = int(store.value(f"SELECT COUNT(*) {base}", tuple(params)))
@@ -385,7 +389,7 @@ def overview(store: RunStore) -> dict[str, Any]:
         "run": status.run,
         "drop_reasons": reasons,
         "stages": {name: s.as_json() for name, s in status.stages.items()},
-        "funnel": funnel(store),
+        "funnel": funnel(store, status),
         "progress": {"seeds": seeds, "answered": answered},
         "usage": generate.as_json() if generate and generate.usage else None,
         "writer": writer(store.root),  # who is writing the run now, if anyone

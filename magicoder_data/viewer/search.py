@@ -16,8 +16,6 @@ from pathlib import Path
 
 from ..store import RunStore
 
-#: Most matches a search returns (a filter, not a ranking: pages show them in seed order).
-LIMIT = 10_000
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -25,7 +23,8 @@ class SearchIndex:
     """An FTS5 index of one run's answers, kept in `folder`."""
 
     def __init__(self, folder: Path) -> None:
-        self._conn = sqlite3.connect(folder / "search.db", check_same_thread=False)
+        self.path = folder / "search.db"
+        self._conn = sqlite3.connect(self.path, check_same_thread=False)
         self._conn.execute(
             "CREATE VIRTUAL TABLE IF NOT EXISTS answers USING fts5(problem, solution)"
         )
@@ -62,18 +61,21 @@ class SearchIndex:
                 "INSERT OR REPLACE INTO seen VALUES (?, ?)", ((r[0], r[1]) for r in fresh)
             )
 
-    def find(self, store: RunStore, text: str) -> list[int]:
-        """Seed ids whose problem or solution has every word of `text` (as prefixes)."""
+    def condition(self, store: RunStore, text: str) -> tuple[str, tuple[str, ...]]:
+        """SQL on `samples x` (and its parameters) true for the samples whose problem or
+        solution has every word of `text`, as prefixes; the index is brought up to date and
+        attached to `store` (read-only) first."""
         words = _WORD.findall(text)
         if not words:
-            return []
-        query = " ".join(f'"{word}"*' for word in words)
+            return "0", ()
         with self._lock:
             self.refresh(store)
-            rows = self._conn.execute(
-                "SELECT rowid FROM answers WHERE answers MATCH ? LIMIT ?", (query, LIMIT)
-            ).fetchall()
-        return [row[0] for row in rows]
+        store.attach(self.path, "viewer_search")
+        query = " ".join(f'"{word}"*' for word in words)
+        return (
+            "x.seed_id IN (SELECT rowid FROM viewer_search.answers WHERE answers MATCH ?)",
+            (query,),
+        )
 
 
 class SearchIndexes:
