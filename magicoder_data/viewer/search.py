@@ -30,9 +30,18 @@ class SearchIndex:
         )
         self._conn.execute("CREATE TABLE IF NOT EXISTS seen (seed_id INTEGER PRIMARY KEY, at TEXT)")
         self._lock = threading.Lock()
+        self._mark: str | None = None  # the samples' state at the last refresh
 
     def refresh(self, store: RunStore) -> None:
-        """Index the answers stored (or replaced) since the last refresh."""
+        """Index the answers stored (or replaced) since the last refresh; nothing to read when
+        the samples' count, newest time and attempts are as they were."""
+        mark = store.value(
+            "SELECT COUNT(*) || '/' || COALESCE(MAX(created_at), '') || '/' || TOTAL(attempts) "
+            "FROM samples"
+        )
+        if mark == self._mark:
+            return
+        self._mark = mark
         last = self._conn.execute("SELECT COALESCE(MAX(at), '') FROM seen").fetchone()[0]
         fresh = list(
             store.rows(
