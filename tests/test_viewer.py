@@ -357,3 +357,15 @@ def test_the_audit_report_shows_code_in_code_and_flagged_samples_side_by_side(tm
         page.locator(".top pre").all_inner_texts()
     )
     shoot(page, "audit-report")
+
+
+def test_serve_refuses_a_busy_port_and_a_missing_run_in_one_line(viewed: Path, server: str):
+    port = server.rsplit(":", 1)[1]
+    busy = run_cli("serve", viewed, "--port", port)
+    assert busy.returncode == 1
+    assert busy.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pick another --port"
+    )
+    missing = run_cli("serve", viewed.parent / "nowhere")
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ")
+    assert "Traceback" not in busy.stderr + missing.stderr

@@ -20,13 +20,31 @@ log = logging.getLogger("magicoder_data")
 
 
 def serve(runs: Sequence[Path], host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve `runs` until Ctrl-C; any host but the loopback one is said to be open to others."""
+    """Serve `runs` until Ctrl-C; any host but the loopback one is said to be open to others.
+
+    The socket is bound before the app starts, so a port in use is one line, not a log."""
+    import socket
+
     import uvicorn
 
+    from ..errors import ConfigError
     from .app import create_app
 
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a port (1 to 65535)")
     app = create_app(runs)
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(info[0], socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(info[4])
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({reason}); pick another --port"
+        ) from None
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this machine can read these runs", host)
     print(f"serving {len(runs)} run(s) at http://{host}:{port}/  (Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[listener])
