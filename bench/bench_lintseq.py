@@ -12,32 +12,15 @@ Usage: python bench/bench_lintseq.py [--programs 300] [--baseline 10]
 from __future__ import annotations
 
 import argparse
-import ast
-import sysconfig
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from magicoder_data.lintseq.sampler import Rejected
 from magicoder_data.lintseq.stage import LintSeqConfig, edit_sequences
-
-
-def stdlib_programs(limit: int) -> list[str]:
-    programs = []
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
-        try:
-            source = path.read_text(encoding="utf-8")
-            tree = ast.parse(source)
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        lines = source.split("\n")
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.end_lineno:
-                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                if 15 <= node.end_lineno - start + 1 <= 80:
-                    programs.append("\n".join(lines[start - 1 : node.end_lineno]))
-                    if len(programs) == limit:
-                        return programs
-    return programs
+from tests.parity import stdlib_programs
 
 
 def run(programs: list[str], config: LintSeqConfig) -> tuple[float, int, int]:
@@ -59,7 +42,7 @@ def main() -> None:
     parser.add_argument("--programs", type=int, default=300)
     parser.add_argument("--baseline", type=int, default=20)
     args = parser.parse_args()
-    programs = stdlib_programs(args.programs)
+    programs = stdlib_programs(args.programs, with_imports=False)
     lines = sum(p.count("\n") + 1 for p in programs) / len(programs)
     print(f"{len(programs)} stdlib programs, {lines:.0f} lines on average, 5 sequences each")
     seconds, done, rejected = run(programs, LintSeqConfig())

@@ -191,3 +191,82 @@ def test_lintseq_on_a_run(tmp_path: Path):
     assert "nothing to do" in again.stdout
     run_cli("clean", run, check=True)  # the fake's one-line problems are all too short
     assert run_cli("dump", run, "lintseq", check=True).stdout == ""
+
+
+DELETED_STATES = [
+    # (a state a deletion leaves, the message the fast linter must give)
+    ("def f(items):\n    for item in items:\n        pos += 2\n    return pos\n", "'pos'"),
+    ("import os\ndef g(path):\n    base = base.replace(os.sep, '.')\n    return base\n", "'base'"),
+    ("def h(flag):\n    if flag:\n        print(value)\n    value = 1\n", "'value'"),
+    ("def k(flag):\n    if flag:\n        x = 1\n    return x\n", "'x'"),
+    ("def w():\n    while 1:\n        while key is None:\n            key = input()\n", "'key'"),
+    ("def t():\n    try:\n        y = int('1')\n    except ValueError:\n        print(y)\n", "'y'"),
+    (
+        "def e():\n    try:\n        pass\n    except OSError as err:\n        pass\n    return err\n",
+        "'err'",
+    ),
+    ("def d(x):\n    del x\n    return x\n", "'x'"),
+    ("def init():\n    global log\n    if 1:\n        log = print\n    log('x')\n", "'log'"),
+    ("class C:\n    def m(cls):\n        return cls\n", "no self argument"),
+    ("class C:\n    def m():\n        return 1\n", "has no argument"),
+    (
+        "class C:\n    def __init__(self):\n        self.a = 1\n    def m(self):\n        return self.b\n",
+        "no member 'b'",
+    ),
+    ("class C:\n    def m(self):\n        self.v = self.v ** 2\n", "no member 'v'"),
+    ("class C:\n    def __len__(self):\n        pass\n", "__len__ returns nothing"),
+    ("class C:\n    def __iter__(self):\n        return self\n", "has no __next__"),
+    (
+        "class C:\n    __slots__ = ('a',)\n    def __init__(self):\n        self.b = 1\n",
+        "not in __slots__",
+    ),
+    (
+        "class C:\n    def x(self):\n        return 1\n    @x.setter\n    def x(self, v):\n        pass\n",
+        "is no property",
+    ),
+    (
+        "class C:\n    def x(self):\n        return 1\n    def x(self):\n        return 2\n",
+        "defined again",
+    ),
+    (
+        "class C:\n    def m(self):\n        old = self.a\n        self.a = 1\n        return old\n",
+        "'a' read before",
+    ),
+    ("def f():\n    pass\ndef g():\n    r = f()\n    return r\n", "returns nothing"),
+    ("def fields(x):\n    return fields.values()\n", "has no 'values'"),
+    ("def f(a, b):\n    return (a, b)(1)\n", "not callable"),
+]
+
+
+@pytest.mark.parametrize(("state", "message"), DELETED_STATES)
+def test_the_fast_linter_flags_what_deletions_leave(state, message):
+    found = PythonLinter().errors(state)
+    assert any(message in text for _, text in found), found
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "def f(xs, cond):\n    for x in xs:\n        if cond:\n            print(prev)\n        prev = x\n",
+        "def f(c):\n    if c:\n        x = 1\n    else:\n        x = 2\n    return x\n",
+        "def f():\n    try:\n        x = 1\n    except OSError:\n        return None\n    return x\n",
+        "def f():\n    def g():\n        return later\n    later = 1\n    return g\n",
+        "def f(xs):\n    return [y for y in xs if y]\n",
+        "def f(x):\n    match x:\n        case [a, *rest]:\n            return a, rest\n",
+        "class C:\n    @property\n    def x(self):\n        return 1\n    @x.setter\n    def x(self, v):\n        self._x = v\n",
+        "class C:\n    @classmethod\n    def m(cls):\n        return cls\n",
+        "class C:\n    def __init__(self):\n        self.a = 1\n    def m(self):\n        return self.a\n",
+    ],
+)
+def test_the_fast_linter_passes_what_python_runs(program):
+    assert PythonLinter().errors(program) == []
+
+
+def test_parity_with_pylint_on_real_programs():
+    """Every state of sequences made with the fast linter, checked by pylint (errors only)
+    against its original: no new error (a sample; `bench/lintseq_parity.py` runs 300)."""
+    from tests.parity import check, stdlib_programs
+
+    found = check(stdlib_programs(60), sequences=2, seed=16)
+    assert found.programs == 60 and found.states > 500
+    assert found.new_errors == [], dict(found.by_symbol)

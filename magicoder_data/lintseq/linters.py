@@ -1,7 +1,8 @@
 """Linters behind one interface: `errors(code)` gives the 1-based lines that have errors.
 
-- Python: in-process `compile` (syntax, indentation) and the compiler's symbol tables for
-  undefined names, the error classes pylint reports as E/F that deletions cause; no subprocess.
+- Python: in-process `compile` (syntax, indentation, its warnings), the compiler's symbol
+  tables for undefined names, and `flow` for what deleting lines leaves that pylint calls an
+  error (names read before they are bound, broken methods and members); no subprocess.
 - Other languages: tree-sitter; a state is clean when its tree has no ERROR or MISSING node.
 - `pylint`: the reference's checker (errors only) on a temporary file per state, for fidelity
   checks and as the benchmark's baseline.
@@ -14,11 +15,13 @@ import builtins
 import importlib.util
 import symtable
 import tempfile
+import warnings
 from typing import Protocol
 
 from ..errors import ConfigError
 from ..languages import LANGUAGES
 from ..syntax import parse
+from .flow import class_errors, function_members, no_return_results, unbound_reads
 
 
 class Linter(Protocol):
@@ -39,36 +42,56 @@ _PREDEFINED = frozenset(dir(builtins)) | {
 
 
 class PythonLinter:
-    """Syntax and indentation via `compile`; undefined names via the compiler's own symbol
-    tables (`symtable`), which resolve every scope the way Python does. Together these cover the
-    errors pylint reports as E/F that a line deletion can cause (the rest, like `return` outside
-    a function, are compile errors in Python 3). Four times faster than pyflakes, which matters
-    at dozens of states per program.
+    """Syntax and indentation via `compile` (its SyntaxWarnings too: `(a, b)(c)` is pylint's
+    not-callable); undefined names via the compiler's own symbol tables (`symtable`), which
+    resolve every scope the way Python does; and the `flow` checks for the rest of what pylint's
+    error checks report after deletions: locals read before they are bound (used-before-
+    assignment), methods that lost `self` or their return value, `self` members no longer bound
+    or not in `__slots__`, property parts and redefinitions, results of functions that return
+    nothing, members of functions. Checked against pylint itself (`tests/parity.py`).
     """
 
     def errors(self, code: str) -> list[tuple[int, str]]:
         try:
             tree = ast.parse(code)
-            compile(tree, "<lintseq>", "exec", dont_inherit=True)
-            missing = _undefined_names(code)
+            with warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")
+                compile(tree, "<lintseq>", "exec", dont_inherit=True)
+            top = symtable.symtable(code, "<lintseq>", "exec")
+            missing = _undefined_names(top)
         except SyntaxError as exc:
             return [(max(1, exc.lineno or 1), f"syntax: {exc.msg}")]
         except (ValueError, RecursionError) as exc:  # null bytes, absurd nesting
             return [(1, f"syntax: {exc}")]
+        nodes = list(ast.walk(tree))
+        unbound = [
+            *unbound_reads(tree, nodes, top),
+            *class_errors(nodes, tree),
+            *no_return_results(nodes),
+            *function_members(nodes, top),
+            # `(a, b)(c)` and the like, what pylint calls not-callable or unsubscriptable
+            *((w.lineno or 1, f"compile warning: {w.message}") for w in warned),
+        ]
         if not missing or any(
             isinstance(node, ast.ImportFrom) and node.names[0].name == "*" for node in tree.body
         ):
-            return []  # with a star import any name may be defined
+            return unbound  # with a star import any name may be defined
         return sorted(
-            (node.lineno, f"undefined name {node.id!r}")
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in missing
+            [
+                *unbound,
+                *(
+                    (node.lineno, f"undefined name {node.id!r}")
+                    for node in nodes
+                    if isinstance(node, ast.Name)
+                    and isinstance(node.ctx, ast.Load)
+                    and node.id in missing
+                ),
+            ]
         )
 
 
-def _undefined_names(code: str) -> set[str]:
+def _undefined_names(top: symtable.SymbolTable) -> set[str]:
     """Names some scope reads as globals that the module never binds."""
-    top = symtable.symtable(code, "<lintseq>", "exec")
     bound = {
         s.get_name()
         for s in top.get_symbols()
@@ -84,7 +107,10 @@ def _undefined_names(code: str) -> set[str]:
             if symbol.is_referenced() and (table is top or symbol.is_global()):
                 read.add(name)
         tables.extend(table.get_children())
-    return read - bound - _PREDEFINED
+    missing = read - bound - _PREDEFINED
+    # A name read in a class is mangled there (`__marker` is `_Class__marker`): the AST has
+    # the name as written.
+    return missing | {"__" + name.split("__", 1)[1] for name in missing if "__" in name[1:]}
 
 
 class TreeSitterLinter:

@@ -1,0 +1,707 @@
+"""Names read before they are bound: what deleting an assignment leaves behind.
+
+Deleting `pos = 0` from a function keeps `pos += 2` in its loop; deleting the first line that
+binds `base` keeps `base = base.replace(...)`. Python compiles both and fails at run time
+(UnboundLocalError), and pylint reports them (E0601 used-before-assignment, E0606
+possibly-used-before-assignment). This pass follows each scope's statements in order, keeping
+the names bound on every path so far: a branch binds a name for what follows only when every
+branch that goes on binds it; a loop's body and a `try` body may not run at all; `del` and the
+end of an `except ... as name` unbind. Bodies of nested functions, classes and lambdas are their
+own scopes; a name they read from an enclosing function is bound by the time they run.
+
+Deliberately lenient where pylint is: a name bound in a loop counts as bound after the loop, and
+a name read in a loop before its binding in the same loop is not flagged when the loop binds it
+(the next iteration sees it).
+"""
+
+from __future__ import annotations
+
+import ast
+import symtable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+#: What a branch that never goes on (return, raise, break, continue) leaves bound: anything.
+_ALL: frozenset[str] = frozenset({"\0all"})
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+#: Statements with bodies of their own (a binding inside them may not happen).
+_COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match)
+#: `try` statements (`try ... except*` from Python 3.11 on).
+_TRIES = tuple(t for t in (ast.Try, getattr(ast, "TryStar", None)) if t is not None)
+
+
+def unbound_reads(
+    tree: ast.Module, nodes: list[ast.AST], top: symtable.SymbolTable
+) -> list[tuple[int, str]]:
+    """(line, message) for each read of a local name that no path has bound yet; `nodes` are
+    the tree's (`ast.walk`), `top` its module's symbol table."""
+    tables = _tables(top)
+    found: list[tuple[int, str]] = []
+    star = any(isinstance(n, ast.ImportFrom) and n.names[0].name == "*" for n in tree.body)
+    for scope, local in _scopes(tree, nodes, tables):
+        if star and isinstance(scope, ast.Module):
+            continue  # with a star import any module name may be bound already
+        params = _parameters(scope) if not isinstance(scope, ast.Module) else set()
+        _Checker(local | params, found).block(scope.body, frozenset(params))
+    return sorted(set(found))
+
+
+def _tables(top: symtable.SymbolTable) -> dict[tuple[str, int], symtable.SymbolTable]:
+    """Every symbol table by (name, first line), to find a scope's table from its node."""
+    found, stack = {}, [top]
+    while stack:
+        table = stack.pop()
+        found[table.get_name(), table.get_lineno()] = table
+        stack.extend(table.get_children())
+    return found
+
+
+def _scopes(
+    tree: ast.Module, nodes: list[ast.AST], tables: dict[tuple[str, int], symtable.SymbolTable]
+) -> Iterator[tuple[ast.Module | ast.FunctionDef | ast.AsyncFunctionDef, set[str]]]:
+    """The module and each function with the names local to it (bound there, not declared
+    nonlocal; a `global` one counts when the module itself never binds it); class bodies are
+    left out (their reads fall back to globals)."""
+    top = tables["top", 0]
+    module = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    yield tree, module
+    for node in nodes:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            line = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            table = tables.get((node.name, node.lineno)) or tables.get((node.name, line))
+            if table is None:
+                continue
+            local = set()
+            outright: set[str] | None = None  # bound by the body's own simple statements
+            for symbol in table.get_symbols():
+                if not (symbol.is_assigned() or symbol.is_imported()) or symbol.is_nonlocal():
+                    continue
+                name = symbol.get_name()
+                if symbol.is_declared_global():
+                    # A global only this function binds, and only inside branches or loops.
+                    if outright is None:
+                        outright = _bound_in(s for s in node.body if not isinstance(s, _COMPOUND))
+                    if name not in module and name not in outright:
+                        local.add(name)
+                elif symbol.is_local():
+                    local.add(name)
+            yield node, local
+
+
+def _parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    args = node.args
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    return {a.arg for a in every if a is not None}
+
+
+def _targets(node: ast.AST) -> Iterator[str]:
+    """Names a target binds (`a, (b, *c) = ...`, `x.y = ...` binds none)."""
+    if isinstance(node, ast.Name):
+        yield node.id
+    elif isinstance(node, ast.Tuple | ast.List):
+        for element in node.elts:
+            yield from _targets(element)
+    elif isinstance(node, ast.Starred):
+        yield from _targets(node.value)
+
+
+def _bound_in(statements: Iterable[ast.stmt]) -> set[str]:
+    """Every name the statements bind anywhere in this scope (for loops' leniency)."""
+    found: set[str] = set()
+    for statement in statements:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.add(statement.name)  # its body binds names of its own scope
+            continue
+        for node in _walk_scope(statement):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                found.add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                found.add(node.name)
+            elif isinstance(node, ast.alias):
+                found.add((node.asname or node.name).split(".")[0])
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                found.add(node.name)
+    return found
+
+
+def _walk_scope(node: ast.AST) -> Iterator[ast.AST]:
+    """`ast.walk`, not entering nested scopes' bodies (their names are their own)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if isinstance(current, _SCOPES) and current is not node:
+            continue
+        stack.extend(ast.iter_child_nodes(current))
+
+
+class _Checker:
+    """Walks one scope's statements with the set of names bound on every path so far."""
+
+    def __init__(self, local: set[str], found: list[tuple[int, str]]) -> None:
+        self.local = local
+        self.found = found
+        self._bound: dict[int, set[str]] = {}  # a loop body's bindings, by the body's identity
+
+    def bound_in(self, body: list[ast.stmt]) -> set[str]:
+        """`_bound_in(body)`, once per body (a loop's test, body and end all ask)."""
+        key = id(body)
+        if key not in self._bound:
+            self._bound[key] = _bound_in(body)
+        return self._bound[key]
+
+    def read(self, node: ast.AST, bound: frozenset[str], lenient: frozenset[str]) -> None:
+        """Flag reads, in an expression evaluated in this scope, of local names not bound."""
+        if bound is _ALL:
+            return
+        for child in _walk_expression(node):
+            if (
+                isinstance(child, ast.Name)
+                and isinstance(child.ctx, ast.Load | ast.Del)
+                and child.id in self.local
+                and child.id not in bound
+                and child.id not in lenient
+            ):
+                self.found.append((child.lineno, f"used before assignment {child.id!r}"))
+
+    def block(
+        self,
+        statements: list[ast.stmt],
+        bound: frozenset[str],
+        lenient: frozenset[str] = frozenset(),
+    ) -> frozenset[str]:
+        for statement in statements:
+            bound = self.statement(statement, bound, lenient)
+        return bound
+
+    def statement(
+        self, node: ast.stmt, bound: frozenset[str], lenient: frozenset[str]
+    ) -> frozenset[str]:
+        if bound is _ALL:
+            return bound
+        if isinstance(node, _TRIES):
+            return self.try_(node, bound, lenient)
+        match node:
+            case ast.Assign(targets=targets, value=value):
+                self.read(value, bound, lenient)
+                for target in targets:
+                    self.read_target(target, bound, lenient)
+                return bound | {n for t in targets for n in _targets(t)}
+            case ast.AnnAssign(target=target, value=value):
+                if value is None:
+                    return bound
+                self.read(value, bound, lenient)
+                self.read_target(target, bound, lenient)
+                return bound | set(_targets(target))
+            case ast.AugAssign(target=target, value=value):
+                self.read(value, bound, lenient)
+                if isinstance(target, ast.Name):
+                    self.read(ast.Name(target.id, ast.Load(), lineno=target.lineno), bound, lenient)
+                else:
+                    self.read_target(target, bound, lenient)
+                return bound | set(_targets(target))
+            case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef():
+                for part in _evaluated_at_definition(node):
+                    self.read(part, bound, lenient)
+                return bound | {node.name}
+            case ast.Import(names=names) | ast.ImportFrom(names=names):
+                return bound | {(a.asname or a.name).split(".")[0] for a in names}
+            case ast.Delete(targets=targets):
+                for target in targets:
+                    self.read(target, bound, lenient)
+                return bound - {n for t in targets for n in _targets(t)}
+            case ast.Return() | ast.Raise() | ast.Break() | ast.Continue():
+                for part in ast.iter_child_nodes(node):
+                    self.read(part, bound, lenient)
+                return _ALL
+            case ast.If(test=test, body=body, orelse=orelse):
+                self.read(test, bound, lenient)
+                return _meet(self.block(body, bound, lenient), self.block(orelse, bound, lenient))
+            case (
+                ast.For(target=target, iter=iterable, body=body, orelse=orelse)
+                | ast.AsyncFor(target=target, iter=iterable, body=body, orelse=orelse)
+            ):
+                self.read(iterable, bound, lenient - self.bound_in(body))
+                return self.loop(node, bound | set(_targets(target)), body, orelse, lenient)
+            case ast.While(test=test, body=body, orelse=orelse):
+                # The test runs before the body: what only the body binds is no help to it.
+                self.read(test, bound, lenient - self.bound_in(body))
+                return self.loop(node, bound, body, orelse, lenient)
+            case ast.With(items=items, body=body) | ast.AsyncWith(items=items, body=body):
+                for item in items:
+                    self.read(item.context_expr, bound, lenient)
+                    if item.optional_vars is not None:
+                        bound = bound | set(_targets(item.optional_vars))
+                return self.block(body, bound, lenient)
+            case ast.Match(subject=subject, cases=cases):
+                self.read(subject, bound, lenient)
+                ends = []
+                for case in cases:
+                    captured = {
+                        n.name
+                        for n in ast.walk(case.pattern)
+                        if isinstance(n, ast.MatchAs | ast.MatchStar) and n.name
+                    }
+                    inner = bound | captured
+                    if case.guard is not None:
+                        self.read(case.guard, inner, lenient)
+                    ends.append(self.block(case.body, inner, lenient))
+                return _meet(bound, *ends) if ends else bound
+            case ast.Global() | ast.Nonlocal() | ast.Pass():
+                return bound
+            case _:  # Expr, Assert and the like: reads, and bindings by `:=`
+                for part in ast.iter_child_nodes(node):
+                    self.read(part, bound, lenient)
+                return bound | _walrus(node)
+
+    def read_target(self, target: ast.AST, bound: frozenset[str], lenient: frozenset[str]) -> None:
+        """Reads inside an assignment target (`a[i] = ...` reads `a` and `i`)."""
+        if isinstance(target, ast.Attribute | ast.Subscript):
+            self.read(target, bound, lenient)
+        elif isinstance(target, ast.Tuple | ast.List):
+            for element in target.elts:
+                self.read_target(element, bound, lenient)
+        elif isinstance(target, ast.Starred):
+            self.read_target(target.value, bound, lenient)
+
+    def loop(
+        self,
+        node: ast.stmt,
+        bound: frozenset[str],
+        body: list[ast.stmt],
+        orelse: list[ast.stmt],
+        lenient: frozenset[str],
+    ) -> frozenset[str]:
+        """A loop body may run any number of times: a name it binds is bound for the next
+        iteration (so reads of it in the body are lenient) and, as pylint has it, after."""
+        inside = self.bound_in(body) - bound
+        # A name the body binds only by reading it first (`pos += 2`) is no help to itself.
+        inside -= _self_dependent(body)
+        after = self.block(body, bound, lenient | inside)
+        ended = bound | (self.bound_in(body) if after is _ALL else after)
+        return self.block(orelse, frozenset(ended), lenient)
+
+    def try_(self, node: Any, bound: frozenset[str], lenient: frozenset[str]) -> frozenset[str]:
+        """The body may stop anywhere: handlers and `finally` see only what was bound before;
+        after the statement a name is bound when the body (and else) and every handler that
+        goes on bind it."""
+        tried = self.block(node.orelse, self.block(node.body, bound, lenient), lenient)
+        ends = [tried]
+        for handler in node.handlers:
+            if handler.type is not None:
+                self.read(handler.type, bound, lenient)
+            name = {handler.name} if handler.name else set()
+            end = self.block(handler.body, bound | name, lenient)
+            ends.append(end if end is _ALL else end - name)
+        after = _meet(*ends)
+        finished = self.block(node.finalbody, bound, lenient)
+        if finished is _ALL:
+            return _ALL
+        return after if after is _ALL else after | finished
+
+
+def _meet(*ends: frozenset[str]) -> frozenset[str]:
+    """Names bound on every path that goes on (paths that return or raise do not)."""
+    going = [end for end in ends if end is not _ALL]
+    if not going:
+        return _ALL
+    met = set(going[0])
+    for end in going[1:]:
+        met &= end
+    return frozenset(met)
+
+
+def _walrus(node: ast.AST) -> set[str]:
+    return {
+        n.target.id
+        for n in _walk_expression(node)
+        if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name)
+    }
+
+
+def _self_dependent(body: list[ast.stmt]) -> set[str]:
+    """Names the loop binds only from themselves (`pos += 2`, `offset = -offset`): their first
+    iteration reads them unbound."""
+    dependent: set[str] = set()
+    plain: set[str] = set()
+    for statement in body:
+        for node in _walk_scope(statement):
+            if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+                dependent.add(node.target.id)
+            elif isinstance(node, ast.Assign):
+                reads = {n.id for n in _walk_expression(node.value) if isinstance(n, ast.Name)}
+                for name in (n for t in node.targets for n in _targets(t)):
+                    (dependent if name in reads else plain).add(name)
+            elif isinstance(node, ast.AnnAssign | ast.For | ast.AsyncFor | ast.With):
+                for target in getattr(node, "targets", []) or [getattr(node, "target", None)]:
+                    if target is not None:
+                        plain.update(_targets(target))
+                for item in getattr(node, "items", []):
+                    if item.optional_vars is not None:
+                        plain.update(_targets(item.optional_vars))
+    return dependent - plain
+
+
+def _evaluated_at_definition(node: ast.AST) -> Iterator[ast.AST]:
+    """What a def or class statement evaluates where it stands: decorators, defaults, bases."""
+    yield from getattr(node, "decorator_list", [])
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        yield from node.args.defaults
+        yield from (d for d in node.args.kw_defaults if d is not None)
+    if isinstance(node, ast.ClassDef):
+        yield from node.bases
+        yield from (k.value for k in node.keywords)
+
+
+def _walk_expression(node: ast.AST) -> Iterator[ast.AST]:
+    """The nodes an expression evaluates in this scope: not lambda bodies, and of a
+    comprehension only its first iterable (the rest is the comprehension's own scope)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Lambda):
+            stack.extend(current.args.defaults)
+            stack.extend(d for d in current.args.kw_defaults if d is not None)
+            continue
+        if isinstance(current, _COMPREHENSIONS):
+            # The first iterable is evaluated here; the rest reads this scope's names as they
+            # are when the comprehension runs, which is now.
+            stack.append(current.generators[0].iter)
+            own = {n for g in current.generators for n in _targets(g.target)}
+            rest: list[ast.AST] = [*current.generators[1:], *current.generators[0].ifs]
+            for name in ("elt", "key", "value"):
+                if (part := getattr(current, name, None)) is not None:
+                    rest.append(part)
+            for part in rest:
+                stack.extend(
+                    n
+                    for n in _walk_expression(part)
+                    if not (isinstance(n, ast.Name) and n.id in own)
+                )
+            continue
+        if isinstance(current, _SCOPES):
+            stack.extend(_evaluated_at_definition(current))
+            continue
+        yield current
+        stack.extend(ast.iter_child_nodes(current))
+
+
+#: Special methods whose result Python checks, so pylint wants them to return a value.
+_MUST_RETURN = frozenset(
+    {
+        "__bool__", "__bytes__", "__format__", "__getnewargs__", "__getnewargs_ex__",
+        "__hash__", "__index__", "__iter__", "__len__", "__length_hint__", "__repr__",
+        "__str__",
+    }
+)  # fmt: skip
+#: Decorators that make a second def of the same name no redefinition.
+_REDEFINABLE = ("setter", "getter", "deleter", "overload", "register")
+#: Methods that are class methods without saying so.
+_IMPLICIT_CLASSMETHODS = frozenset({"__new__", "__init_subclass__", "__class_getitem__"})
+
+
+def class_errors(nodes: list[ast.AST], tree: ast.Module) -> list[tuple[int, str]]:
+    """What deleting a line inside a class leaves that pylint calls an error: a method whose
+    first parameter is no longer `self` (a `@classmethod` or `@staticmethod` line deleted),
+    `self.name` read where the class no longer binds it, and a special method that returns
+    nothing. `nodes` are the tree's nodes (`ast.walk`)."""
+    found: list[tuple[int, str]] = []
+    for node in nodes:
+        if isinstance(node, ast.ClassDef):
+            found += _class_errors(node)
+    found += _redefined(tree.body)
+    return found
+
+
+Method = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@dataclass
+class _SelfUse:
+    """What one method does with `self`, gathered in one walk (its closures included)."""
+
+    loads: list[ast.Attribute] = field(default_factory=list)
+    stores: list[ast.Attribute] = field(default_factory=list)
+    #: Stores that read the attribute they set (`self.x = self.x ** 2`, `self.x += 1`).
+    dependent: set[int] = field(default_factory=set)
+    returns_self: bool = False
+    #: Whether it sets attributes no reading can list: `setattr(self, ...)`, `vars(self)`,
+    #: `self.__dict__`.
+    dynamic: bool = False
+
+    @classmethod
+    def of(cls, method: Method) -> _SelfUse:
+        use = cls()
+        for child in ast.walk(method):
+            if isinstance(child, ast.Attribute) and _is_self(child.value):
+                (use.stores if isinstance(child.ctx, ast.Store) else use.loads).append(child)
+                use.dynamic |= child.attr == "__dict__"
+            elif (
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Name)
+                and child.func.id in ("setattr", "vars")
+                and child.args
+                and _is_self(child.args[0])
+            ):
+                use.dynamic = True
+            elif isinstance(child, ast.AugAssign) and isinstance(child.target, ast.Attribute):
+                use.dependent.add(id(child.target))
+            elif isinstance(child, ast.Assign):
+                read = {
+                    n.attr
+                    for n in ast.walk(child.value)
+                    if isinstance(n, ast.Attribute) and _is_self(n.value)
+                }
+                use.dependent.update(
+                    id(t) for t in child.targets if isinstance(t, ast.Attribute) and t.attr in read
+                )
+            elif isinstance(child, ast.Return) and child.value is not None:
+                use.returns_self |= _is_self(child.value)
+        return use
+
+
+def _class_errors(node: ast.ClassDef) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    methods = [m for m in node.body if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)]
+    at_class = {m.name for m in methods} | _bound_in(node.body)
+    uses: dict[str, _SelfUse] = {}  # methods whose first parameter is `self`, by name
+    for method in methods:
+        decorators = {_decorator_name(d) for d in method.decorator_list}
+        if any(d.endswith("staticmethod") for d in decorators):
+            continue
+        params = [*method.args.posonlyargs, *method.args.args]
+        if not params:
+            if method.args.vararg is None:
+                found.append((method.lineno, f"method {method.name!r} has no argument"))
+            continue
+        if any(d.endswith("classmethod") for d in decorators) or (
+            method.name in _IMPLICIT_CLASSMETHODS
+        ):
+            continue
+        if params[0].arg != "self":
+            found.append((method.lineno, f"method {method.name!r} has no self argument"))
+            continue
+        uses[method.name] = use = _SelfUse.of(method)
+        if method.name in _MUST_RETURN and not _returns_something(method):
+            found.append((method.lineno, f"{method.name} returns nothing"))
+        if method.name == "__iter__" and use.returns_self and "__next__" not in at_class:
+            found.append((method.lineno, "__iter__ returns self, which has no __next__"))
+    members = at_class | {
+        a.attr for use in uses.values() for a in use.stores if id(a) not in use.dependent
+    }
+    found += _property_parts(node, methods)
+    found += _redefined(node.body)
+    found += _before_definition(uses, at_class)
+    if any(use.dynamic for use in uses.values()) or {"__getattr__", "__getattribute__"} & at_class:
+        return found  # members set in ways no reading can list
+    slots = _slots(node)
+    for use in uses.values():
+        if slots is not None:
+            found += [
+                (a.lineno, f"assigning {a.attr!r}, not in __slots__")
+                for a in use.stores
+                if a.attr not in slots and a.attr not in at_class
+            ]
+        found += [
+            (a.lineno, f"no member {a.attr!r}")
+            for a in use.loads
+            if a.attr not in members and not (a.attr.startswith("__") and a.attr.endswith("__"))
+        ]
+    return found
+
+
+def _redefined(body: list[ast.stmt]) -> list[tuple[int, str]]:
+    """A def or class whose name an earlier one in the same body already took (a `@x.setter`
+    line deleted), unless it is a property part or an overload."""
+    seen: set[str] = set()
+    found = []
+    for statement in body:
+        if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        names = {_decorator_name(d) for d in statement.decorator_list}
+        part = any(
+            n.endswith(("setter", "getter", "deleter", "overload", "register")) for n in names
+        )
+        if statement.name in seen and not part:
+            found.append((statement.lineno, f"{statement.name!r} defined again"))
+        seen.add(statement.name)
+    return found
+
+
+def _decorator_name(node: ast.expr) -> str:
+    """`classmethod`, `abc.abstractclassmethod`, `functools.wraps(f)` -> a dotted name."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def _returns_something(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether the body returns a value, yields, or raises (an abstract method's body)."""
+    for child in _walk_scope(method):
+        if isinstance(child, ast.Yield | ast.YieldFrom | ast.Raise):
+            return True
+        if (
+            isinstance(child, ast.Return)
+            and child.value is not None
+            and not (isinstance(child.value, ast.Constant) and child.value.value is None)
+        ):
+            return True
+    return False
+
+
+def _is_self(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id == "self"
+
+
+def _slots(node: ast.ClassDef) -> set[str] | None:
+    """The names a literal `__slots__` lists (None when there is none, or it is computed)."""
+    for statement in node.body:
+        if (
+            isinstance(statement, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in statement.targets)
+            and isinstance(statement.value, ast.Tuple | ast.List | ast.Constant)
+        ):
+            values = (
+                [statement.value]
+                if isinstance(statement.value, ast.Constant)
+                else statement.value.elts
+            )
+            if all(isinstance(v, ast.Constant) and isinstance(v.value, str) for v in values):
+                return {str(v.value) for v in values if isinstance(v, ast.Constant)}
+    return None
+
+
+def _property_parts(
+    node: ast.ClassDef, methods: list[ast.FunctionDef | ast.AsyncFunctionDef]
+) -> list[tuple[int, str]]:
+    """`@name.setter` (or getter, deleter) where `name` is a method but no longer a property."""
+    properties = {
+        m.name
+        for m in methods
+        if any(_decorator_name(d).endswith("property") for d in m.decorator_list)
+    }
+    plain = {m.name for m in methods} - properties
+    found = []
+    for method in methods:
+        for decorator in method.decorator_list:
+            if (
+                isinstance(decorator, ast.Attribute)
+                and decorator.attr in ("setter", "getter", "deleter")
+                and isinstance(decorator.value, ast.Name)
+                and decorator.value.id in plain
+            ):
+                found.append((decorator.lineno, f"{decorator.value.id!r} is no property"))
+    return found
+
+
+def _before_definition(uses: dict[str, _SelfUse], at_class: set[str]) -> list[tuple[int, str]]:
+    """`self.x` read in a method before the line that assigns it there, when that method is
+    the only place the class binds `x`."""
+    where: dict[str, set[str]] = {}
+    first: dict[tuple[str, str], int] = {}
+    for name, use in uses.items():
+        for a in use.stores:
+            where.setdefault(a.attr, set()).add(name)
+            first[name, a.attr] = min(first.get((name, a.attr), a.lineno), a.lineno)
+    return [
+        (a.lineno, f"{a.attr!r} read before its definition")
+        for name, use in uses.items()
+        for a in use.loads
+        if where.get(a.attr) == {name} and a.attr not in at_class and a.lineno < first[name, a.attr]
+    ]
+
+
+def no_return_results(nodes: list[ast.AST]) -> list[tuple[int, str]]:
+    """A call's result used (assigned) where the function it calls, defined in the program,
+    returns nothing: what deleting its `return` lines leaves."""
+    assigned: list[tuple[int, str]] = []  # (line, name) of `x = name(...)`, `x = self.name(...)`
+    functions: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+    for node in nodes:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            functions.setdefault(node.name, []).append(node)
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            if isinstance(func, ast.Name):
+                assigned.append((node.lineno, func.id))
+            elif isinstance(func, ast.Attribute) and _is_self(func.value):
+                assigned.append((node.lineno, func.attr))
+    silent = {
+        name
+        for name in {name for _, name in assigned} & set(functions)
+        if all(not _returns_something(d) and not d.decorator_list for d in functions[name])
+    }
+    return [
+        (line, f"assigning the result of {name!r}, which returns nothing")
+        for line, name in assigned
+        if name in silent
+    ]
+
+
+#: What a function object has, for `name.attr` where `name` is a module-level def.
+_FUNCTION_ATTRIBUTES = frozenset(dir(_walk_scope))
+
+
+def function_members(nodes: list[ast.AST], top: symtable.SymbolTable) -> list[tuple[int, str]]:
+    """`name.attr` read where `name` can only be a module-level function (its local binding
+    deleted, say) and functions have no `attr`."""
+    defs = {
+        n.name for n in _module_body(nodes) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    if not any(
+        isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in defs
+        for n in nodes
+    ):
+        return []
+    functions = {
+        s.get_name()
+        for s in top.get_symbols()
+        if s.get_name() in defs
+        and not s.is_imported()
+        and not _assigned_otherwise(nodes, s.get_name())
+    }
+    tables = _tables(top)
+    found = []
+    for node in nodes:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        table = tables.get((node.name, node.lineno))
+        if table is None:
+            continue
+        global_here = {
+            s.get_name()
+            for s in table.get_symbols()
+            if s.get_name() in functions and s.is_global() and not s.is_local()
+        }
+        for child in _walk_scope(node):
+            if (
+                isinstance(child, ast.Attribute)
+                and isinstance(child.ctx, ast.Load)
+                and isinstance(child.value, ast.Name)
+                and child.value.id in global_here
+                and child.attr not in _FUNCTION_ATTRIBUTES
+            ):
+                found.append((child.lineno, f"function {child.value.id!r} has no {child.attr!r}"))
+    return found
+
+
+def _module_body(nodes: list[ast.AST]) -> list[ast.stmt]:
+    return nodes[0].body if nodes and isinstance(nodes[0], ast.Module) else []
+
+
+def _assigned_otherwise(nodes: list[ast.AST], name: str) -> bool:
+    """Whether the module binds `name` other than by one def (an assignment, a second def)."""
+    body = _module_body(nodes)
+    defs = sum(
+        isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name for n in body
+    )
+    return defs > 1 or name in _bound_in(
+        n for n in body if not isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+    )
