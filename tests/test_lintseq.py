@@ -233,6 +233,10 @@ DELETED_STATES = [
         "'a' read before",
     ),
     ("def f():\n    pass\ndef g():\n    r = f()\n    return r\n", "returns nothing"),
+    (
+        "def f(xs):\n    for x in xs:\n        if x:\n            seen = True\n            continue\n        if seen:\n            print(x)\n",
+        "'seen'",
+    ),
     ("def fields(x):\n    return fields.values()\n", "has no 'values'"),
     ("def f(a, b):\n    return (a, b)(1)\n", "not callable"),
 ]

@@ -9,18 +9,29 @@ branch that goes on binds it; a loop's body and a `try` body may not run at all;
 end of an `except ... as name` unbind. Bodies of nested functions, classes and lambdas are their
 own scopes; a name they read from an enclosing function is bound by the time they run.
 
-Deliberately lenient where pylint is: a name bound in a loop counts as bound after the loop, and
-a name read in a loop before its binding in the same loop is not flagged when the loop binds it
-(the next iteration sees it).
+Deliberately lenient where pylint is: a name every path through a loop's body binds counts as
+bound after the loop (though the body may not run), and a read in a loop that comes before the
+name's binding in the same loop is not flagged (the next iteration sees it); a read after it is,
+when the paths that reach the read skip the binding.
 """
 
 from __future__ import annotations
 
 import ast
 import symtable
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
+
+#: Names a read may find unbound in a loop, with the line of their last binding in it.
+Lenient = Mapping[str, int]
+_NOTHING: Lenient = MappingProxyType({})
+
+
+def _without(lenient: Lenient, names: set[str]) -> Lenient:
+    return {name: line for name, line in lenient.items() if name not in names}
+
 
 #: What a branch that never goes on (return, raise, break, continue) leaves bound: anything.
 _ALL: frozenset[str] = frozenset({"\0all"})
@@ -108,21 +119,30 @@ def _targets(node: ast.AST) -> Iterator[str]:
 
 
 def _bound_in(statements: Iterable[ast.stmt]) -> set[str]:
-    """Every name the statements bind anywhere in this scope (for loops' leniency)."""
-    found: set[str] = set()
+    """Every name the statements bind anywhere in this scope."""
+    return set(_binding_lines(statements))
+
+
+def _binding_lines(statements: Iterable[ast.stmt]) -> dict[str, int]:
+    """Every name the statements bind anywhere in this scope, with its last binding's line."""
+    found: dict[str, int] = {}
+
+    def add(name: str, line: int) -> None:
+        found[name] = max(line, found.get(name, 0))
+
     for statement in statements:
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            found.add(statement.name)  # its body binds names of its own scope
+            add(statement.name, statement.lineno)  # its body binds names of its own scope
             continue
         for node in _walk_scope(statement):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                found.add(node.id)
+                add(node.id, node.lineno)
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                found.add(node.name)
+                add(node.name, node.lineno)
             elif isinstance(node, ast.alias):
-                found.add((node.asname or node.name).split(".")[0])
+                add((node.asname or node.name).split(".")[0], statement.lineno)
             elif isinstance(node, ast.ExceptHandler) and node.name:
-                found.add(node.name)
+                add(node.name, node.lineno)
     return found
 
 
@@ -152,7 +172,7 @@ class _Checker:
             self._bound[key] = _bound_in(body)
         return self._bound[key]
 
-    def read(self, node: ast.AST, bound: frozenset[str], lenient: frozenset[str]) -> None:
+    def read(self, node: ast.AST, bound: frozenset[str], lenient: Lenient) -> None:
         """Flag reads, in an expression evaluated in this scope, of local names not bound."""
         if bound is _ALL:
             return
@@ -162,7 +182,7 @@ class _Checker:
                 and isinstance(child.ctx, ast.Load | ast.Del)
                 and child.id in self.local
                 and child.id not in bound
-                and child.id not in lenient
+                and not (child.id in lenient and child.lineno < lenient[child.id])
             ):
                 self.found.append((child.lineno, f"used before assignment {child.id!r}"))
 
@@ -170,15 +190,13 @@ class _Checker:
         self,
         statements: list[ast.stmt],
         bound: frozenset[str],
-        lenient: frozenset[str] = frozenset(),
+        lenient: Lenient = _NOTHING,
     ) -> frozenset[str]:
         for statement in statements:
             bound = self.statement(statement, bound, lenient)
         return bound
 
-    def statement(
-        self, node: ast.stmt, bound: frozenset[str], lenient: frozenset[str]
-    ) -> frozenset[str]:
+    def statement(self, node: ast.stmt, bound: frozenset[str], lenient: Lenient) -> frozenset[str]:
         if bound is _ALL:
             return bound
         if isinstance(node, _TRIES):
@@ -223,11 +241,11 @@ class _Checker:
                 ast.For(target=target, iter=iterable, body=body, orelse=orelse)
                 | ast.AsyncFor(target=target, iter=iterable, body=body, orelse=orelse)
             ):
-                self.read(iterable, bound, lenient - self.bound_in(body))
+                self.read(iterable, bound, _without(lenient, self.bound_in(body)))
                 return self.loop(node, bound | set(_targets(target)), body, orelse, lenient)
             case ast.While(test=test, body=body, orelse=orelse):
                 # The test runs before the body: what only the body binds is no help to it.
-                self.read(test, bound, lenient - self.bound_in(body))
+                self.read(test, bound, _without(lenient, self.bound_in(body)))
                 return self.loop(node, bound, body, orelse, lenient)
             case ast.With(items=items, body=body) | ast.AsyncWith(items=items, body=body):
                 for item in items:
@@ -256,7 +274,7 @@ class _Checker:
                     self.read(part, bound, lenient)
                 return bound | _walrus(node)
 
-    def read_target(self, target: ast.AST, bound: frozenset[str], lenient: frozenset[str]) -> None:
+    def read_target(self, target: ast.AST, bound: frozenset[str], lenient: Lenient) -> None:
         """Reads inside an assignment target (`a[i] = ...` reads `a` and `i`)."""
         if isinstance(target, ast.Attribute | ast.Subscript):
             self.read(target, bound, lenient)
@@ -272,18 +290,23 @@ class _Checker:
         bound: frozenset[str],
         body: list[ast.stmt],
         orelse: list[ast.stmt],
-        lenient: frozenset[str],
+        lenient: Lenient,
     ) -> frozenset[str]:
         """A loop body may run any number of times: a name it binds is bound for the next
-        iteration (so reads of it in the body are lenient) and, as pylint has it, after."""
-        inside = self.bound_in(body) - bound
+        iteration, so a read of it that comes before the binding in the body is lenient (not
+        one after it: the path that reaches it skipped the binding); after the loop, as pylint
+        has it, what every path through the body binds counts as bound."""
         # A name the body binds only by reading it first (`pos += 2`) is no help to itself.
-        inside -= _self_dependent(body)
-        after = self.block(body, bound, lenient | inside)
+        skipped = bound | _self_dependent(body)
+        inside = {name: line for name, line in _binding_lines(body).items() if name not in skipped}
+        merged = dict(lenient)
+        for name, line in inside.items():
+            merged[name] = max(line, merged.get(name, 0))
+        after = self.block(body, bound, merged)
         ended = bound | (self.bound_in(body) if after is _ALL else after)
         return self.block(orelse, frozenset(ended), lenient)
 
-    def try_(self, node: Any, bound: frozenset[str], lenient: frozenset[str]) -> frozenset[str]:
+    def try_(self, node: Any, bound: frozenset[str], lenient: Lenient) -> frozenset[str]:
         """The body may stop anywhere: handlers and `finally` see only what was bound before;
         after the statement a name is bound when the body (and else) and every handler that
         goes on bind it."""
