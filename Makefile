@@ -23,26 +23,26 @@ $(LOCAL_STAMP): $(STAMP)
 
 install: $(STAMP)
 
-# Generated code runs only inside bubblewrap (`bwrap`, a Debian package): verify and the
-# execution method of decontaminate/audit refuse to run without it. Installed once, with sudo
-# when not root.
+# Debian packages the project needs, installed once, with sudo when not root:
+# $(call apt_install,COMMAND,PACKAGE,WHAT IT IS FOR).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-sandbox:
-	@command -v bwrap >/dev/null 2>&1 || { \
-		echo "installing bubblewrap, the sandbox for generated code"; \
+define apt_install
+	@command -v $(1) >/dev/null 2>&1 || { \
+		echo "installing $(2), $(3)"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		$(SUDO) apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q bubblewrap >/dev/null; } || \
-		{ echo "could not install bubblewrap: install it with your package manager"; exit 1; }; }
+		$(SUDO) apt-get install -y -q $(2) >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(2) >/dev/null; } || \
+		{ echo "could not install $(2): install it with your package manager"; exit 1; }; }
+endef
 
-# The viewer's tests drive Debian's chromium (headless) through Playwright; installed once.
+# Generated code runs only inside bubblewrap (`bwrap`): verify and the execution method of
+# decontaminate/audit refuse to run without it.
+sandbox:
+	$(call apt_install,bwrap,bubblewrap,the sandbox for generated code)
+
+# The viewer's tests drive Debian's chromium (headless) through Playwright.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing chromium, the browser the viewer's tests drive"; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
-		{ echo "could not install chromium: install it with your package manager"; exit 1; }; }
+	$(call apt_install,chromium,chromium,the browser the viewer's tests drive)
 
 lint: $(LOCAL_STAMP)
 	$(BIN)/ruff check .

@@ -98,23 +98,29 @@ def cli() -> Callable[..., subprocess.CompletedProcess]:
 FAKE_KEY = "sk-test-fake-0123456789"
 
 
-def run_generate(
-    run: Path, base_url: str, *args: str, key: str = FAKE_KEY, check: bool = False
-) -> subprocess.CompletedProcess:
-    """`magicoder-data generate RUN` with gpt-4o-mini at a fake server's `base_url`."""
-    env = {**os.environ, "OPENAI_API_KEY": key}
-    return run_cli(
+def generate_command(run: Path, base_url: str, *args: str) -> list[str]:
+    """The command line of `magicoder-data generate RUN` with gpt-4o-mini at `base_url`."""
+    return [
+        sys.executable,
+        "-m",
+        "magicoder_data",
         "generate",
-        run,
+        str(run),
         "--model",
         "gpt-4o-mini",
         "--base-url",
         base_url,
         "--plain",
         *args,
-        env=env,
-        check=check,
-    )
+    ]
+
+
+def run_generate(
+    run: Path, base_url: str, *args: str, key: str = FAKE_KEY, check: bool = False
+) -> subprocess.CompletedProcess:
+    """`magicoder-data generate RUN` with gpt-4o-mini at a fake server's `base_url`."""
+    env = {**os.environ, "OPENAI_API_KEY": key}
+    return run_cli(*generate_command(run, base_url, *args)[3:], env=env, check=check)
 
 
 def generated_run(

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from magicoder_data import cli as cli_module
-from tests.conftest import FAKE_KEY, generated_run, run_cli, run_generate
+from tests.conftest import FAKE_KEY, generate_command, generated_run, run_cli, run_generate
 from tests.openai_server import FakeOpenAI
 
 SKIPPED = {"run.lock", "run.db-wal", "run.db-shm"}  # lock bookkeeping and SQLite's own files
@@ -180,22 +180,6 @@ def _stored(db: Path) -> set[int]:
         return {row[0] for row in conn.execute("SELECT seed_id FROM samples")}
 
 
-def _generate_cmd(run: Path, base_url: str, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "magicoder_data",
-        "generate",
-        str(run),
-        "--model",
-        "gpt-4o-mini",
-        "--base-url",
-        base_url,
-        "--plain",
-        *args,
-    ]
-
-
 def _wait_for(condition, proc: subprocess.Popen) -> None:  # type: ignore[no-untyped-def]
     """Poll until `condition()` holds, while `proc` still runs (60 s at most)."""
     deadline = time.monotonic() + 60
@@ -214,7 +198,7 @@ def seeded(tmp_path: Path) -> Path:
 def test_a_second_writer_is_refused_naming_the_first_and_nothing_is_paid_twice(seeded: Path):
     env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
     with FakeOpenAI(latency=1.5) as server:
-        cmd = _generate_cmd(seeded, server.base_url, "--concurrency", "4")
+        cmd = generate_command(seeded, server.base_url, "--concurrency", "4")
         first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for(lambda: (seeded / "run.db-wal").exists() and _stored(seeded / "run.db"), first)
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
@@ -234,7 +218,7 @@ def test_a_second_writer_is_refused_naming_the_first_and_nothing_is_paid_twice(s
 def test_the_lock_does_not_outlive_a_killed_writer(seeded: Path):
     env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
     with FakeOpenAI(latency=0.4) as server:
-        cmd = _generate_cmd(seeded, server.base_url, "--concurrency", "2")
+        cmd = generate_command(seeded, server.base_url, "--concurrency", "2")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for(lambda: _stored(seeded / "run.db"), proc)
         proc.kill()
@@ -289,7 +273,7 @@ def test_an_empty_run_database_is_named_and_left_alone(tmp_path: Path):
 def test_ctrl_c_stores_the_answers_in_flight_and_says_how_to_resume(seeded: Path, workers: int):
     env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
     with FakeOpenAI(latency=1.5) as server:
-        cmd = _generate_cmd(
+        cmd = generate_command(
             seeded, server.base_url, "--concurrency", "8", "--workers", str(workers)
         )
         proc = subprocess.Popen(
@@ -314,7 +298,7 @@ def test_ctrl_c_stores_the_answers_in_flight_and_says_how_to_resume(seeded: Path
 def test_a_second_ctrl_c_stops_waiting(seeded: Path):
     env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
     with FakeOpenAI(latency=30) as server:
-        cmd = _generate_cmd(seeded, server.base_url, "--concurrency", "4", "--timeout", "60")
+        cmd = generate_command(seeded, server.base_url, "--concurrency", "4", "--timeout", "60")
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -9,7 +9,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.batch_server import FakeBatchAPI
-from tests.conftest import run_cli
+from tests.conftest import generate_command, run_cli
 from tests.openai_server import FakeOpenAI
 
 KEY = "sk-test-SECRETKEY-0123456789abcdef"
@@ -34,21 +33,8 @@ def seeded(tmp_path: Path) -> Path:
 
 
 def command(run: Path, base_url: str, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "magicoder_data",
-        "generate",
-        str(run),
-        "--model",
-        "gpt-4o-mini",
-        "--base-url",
-        base_url,
-        "--plain",
-        "--poll-interval",
-        "0.3",
-        *args,
-    ]
+    """`generate RUN` at `base_url`, polling batches at least every 0.3 s."""
+    return generate_command(run, base_url, "--poll-interval", "0.3", *args)
 
 
 def batch(
@@ -190,7 +176,7 @@ def test_batches_respect_the_request_and_size_limits(seeded: Path):
         assert result.returncode == 0, result.stderr
         sizes = db_rows(fresh, "SELECT requests FROM batches ORDER BY rowid")
     assert len(sizes) > 2 and sum(n for (n,) in sizes) == SEEDS
-    assert all(len(line) for line in sizes)
+    assert all(n > 0 for (n,) in sizes)
     assert len(samples(fresh)) == SEEDS
 
 

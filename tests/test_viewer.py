@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKE_KEY, doc, run_cli, run_generate, write_parquet
+from tests.conftest import (
+    FAKE_KEY,
+    doc,
+    generate_command,
+    run_cli,
+    run_generate,
+    write_parquet,
+)
 from tests.openai_server import FakeOpenAI
 
 CHROMIUM = shutil.which("chromium")
@@ -299,10 +306,11 @@ def test_serving_never_writes_the_run_and_shows_new_answers(viewed: Path, server
     with FakeOpenAI(answer=answer, latency=1.5) as fake:  # the last two, while it serves
         env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
         generating = subprocess.Popen(
-            [sys.executable, "-m", "magicoder_data", "generate", str(viewed), "--model",
-             "gpt-4o-mini", "--base-url", fake.base_url, "--plain"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            generate_command(viewed, fake.base_url),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while json.loads(_status(server + "/api/overview")[1])["writer"] is None:
             assert time.monotonic() < deadline, "the viewer never saw the writer"

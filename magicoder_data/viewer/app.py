@@ -75,7 +75,7 @@ def create_app(runs: Sequence[Path]) -> Starlette:
             name, path = chosen(request)
             with RunStore.open(path, readonly=True) as store:
                 context = build(store, request)
-            context |= {"run": name, "query": _query(request)}
+            context["run"] = name
             return templates.TemplateResponse(request, template, context)
 
         return endpoint
@@ -132,7 +132,7 @@ def create_app(runs: Sequence[Path]) -> Starlette:
     def failed(request: Request, status: int, message: str) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": message}, status_code=status)
-        context = {"status": status, "message": message, "run": None, "query": {}}
+        context = {"status": status, "message": message, "run": None}
         return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
     async def bad_request(request: Request, exc: Exception) -> Response:
@@ -175,10 +175,6 @@ async def _headers(request: Request, call_next: RequestResponseEndpoint) -> Resp
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
-
-
-def _query(request: Request) -> dict[str, str]:
-    return dict(request.query_params)
 
 
 def _plain(value: Any) -> Any:

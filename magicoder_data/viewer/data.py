@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..decontam.benchmarks import BenchmarkItem
 from ..errors import ConfigError, MagicoderDataError
 from ..pipeline import STAGES, funnel, run_status
+from ..seeds import SeedRow
 from ..store import RunStore, writer
 
 log = logging.getLogger("magicoder_data")
@@ -166,19 +167,6 @@ def samples_page(
 
 
 @dataclass(frozen=True)
-class Seed:
-    id: int
-    language: str
-    source: str
-    repo: str | None
-    path: str | None
-    stars: int | None
-    start_line: int
-    end_line: int
-    snippet: str
-
-
-@dataclass(frozen=True)
 class Answer:
     status: str
     model: str | None
@@ -232,7 +220,7 @@ class SampleDetail:
     """Everything about one seed id: where the snippet came from, what was asked and answered,
     and what every later stage made of it."""
 
-    seed: Seed
+    seed: SeedRow
     answer: Answer | None
     prompt: list[dict[str, str]] = field(default_factory=list)
     drops: list[DropOf] = field(default_factory=list)
@@ -245,10 +233,9 @@ def sample_detail(store: RunStore, seed_id: int) -> SampleDetail:
     """The seed `seed_id` and all that was stored about it; BadRequest(404) when none is."""
     seed = next(
         store.rows(
-            "SELECT id, language, source, repo, path, stars, start_line, end_line, snippet "
-            "FROM seeds WHERE id = ?",
+            f"SELECT {', '.join(f.name for f in fields(SeedRow))} FROM seeds WHERE id = ?",
             (seed_id,),
-            as_=Seed,
+            as_=SeedRow,
         ),
         None,
     )
@@ -299,7 +286,7 @@ def sample_detail(store: RunStore, seed_id: int) -> SampleDetail:
     return detail
 
 
-def _prompt(store: RunStore, seed: Seed) -> list[dict[str, str]]:
+def _prompt(store: RunStore, seed: SeedRow) -> list[dict[str, str]]:
     """The messages generation sent for `seed` (its run's template), or none before generate."""
     from ..prompts import load_template
 
