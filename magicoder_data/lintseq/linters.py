@@ -21,7 +21,7 @@ from typing import Protocol
 from ..errors import ConfigError
 from ..languages import LANGUAGES
 from ..syntax import parse
-from .flow import class_errors, function_members, no_return_results, unbound_reads
+from .flow import class_errors, function_members, no_return_results, unbound_reads, walk
 
 
 class Linter(Protocol):
@@ -63,7 +63,7 @@ class PythonLinter:
             return [(max(1, exc.lineno or 1), f"syntax: {exc.msg}")]
         except (ValueError, RecursionError) as exc:  # null bytes, absurd nesting
             return [(1, f"syntax: {exc}")]
-        nodes = list(ast.walk(tree))
+        nodes = walk(tree)
         unbound = [
             *unbound_reads(tree, nodes, top),
             *class_errors(nodes, tree),
