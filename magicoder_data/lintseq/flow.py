@@ -471,66 +471,69 @@ Method = ast.FunctionDef | ast.AsyncFunctionDef
 
 @dataclass
 class _SelfUse:
-    """What one method does with `self`, gathered in one walk (its closures included)."""
+    """What one method does with its first parameter (`self`, or `cls` in a class method),
+    gathered in one walk (its closures included)."""
 
     loads: list[ast.Attribute] = field(default_factory=list)
     stores: list[ast.Attribute] = field(default_factory=list)
     #: Stores that read the attribute they set (`self.x = self.x ** 2`, `self.x += 1`).
     dependent: set[int] = field(default_factory=set)
     returns_self: bool = False
-    #: Whether it sets attributes no reading can list: `setattr(self, ...)`, `vars(self)`,
-    #: `self.__dict__`.
-    dynamic: bool = False
 
     @classmethod
-    def of(cls, method: Method) -> _SelfUse:
+    def of(cls, method: Method, name: str = "self") -> _SelfUse:
         use = cls()
+
+        def mine(node: ast.AST) -> bool:
+            return isinstance(node, ast.Name) and node.id == name
+
         for child in walk(method):
-            if isinstance(child, ast.Attribute) and _is_self(child.value):
+            if isinstance(child, ast.Attribute) and mine(child.value):
                 (use.stores if isinstance(child.ctx, ast.Store) else use.loads).append(child)
-                use.dynamic |= child.attr == "__dict__"
-            elif (
-                isinstance(child, ast.Call)
-                and isinstance(child.func, ast.Name)
-                and child.func.id in ("setattr", "vars")
-                and child.args
-                and _is_self(child.args[0])
-            ):
-                use.dynamic = True
             elif isinstance(child, ast.AugAssign) and isinstance(child.target, ast.Attribute):
                 use.dependent.add(id(child.target))
             elif isinstance(child, ast.Assign):
                 read = {
                     n.attr
                     for n in walk(child.value)
-                    if isinstance(n, ast.Attribute) and _is_self(n.value)
+                    if isinstance(n, ast.Attribute) and mine(n.value)
                 }
                 use.dependent.update(
                     id(t) for t in child.targets if isinstance(t, ast.Attribute) and t.attr in read
                 )
             elif isinstance(child, ast.Return) and child.value is not None:
-                use.returns_self |= _is_self(child.value)
+                use.returns_self |= mine(child.value)
         return use
+
+    def members(self) -> set[str]:
+        """What the method's stores bind (not a store that reads what it sets)."""
+        return {a.attr for a in self.stores if id(a) not in self.dependent}
 
 
 def _class_errors(node: ast.ClassDef) -> list[tuple[int, str]]:
+    """As pylint has it: members are what the class body binds and what any method stores on
+    `self` (`__new__` included); `setattr` and `__dict__` add none; a class method's `cls.x`
+    needs a class-level `x`."""
     found: list[tuple[int, str]] = []
     methods = [m for m in node.body if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)]
     at_class = {m.name for m in methods} | _bound_in(node.body)
     uses: list[tuple[str, _SelfUse]] = []  # methods whose first parameter is `self` (a
     # property's getter and setter share a name)
+    class_uses: list[_SelfUse] = []  # class methods, on their first parameter
+    elsewhere: set[str] = set()  # stored on `self` by `__new__` and static methods
     for method in methods:
         decorators = {_decorator_name(d) for d in method.decorator_list}
-        if any(d.endswith("staticmethod") for d in decorators):
-            continue
         params = [*method.args.posonlyargs, *method.args.args]
-        if not params:
+        static = any(d.endswith("staticmethod") for d in decorators)
+        if not params and not static:
             if method.args.vararg is None:
                 found.append((method.lineno, f"method {method.name!r} has no argument"))
             continue
-        if any(d.endswith("classmethod") for d in decorators) or (
-            method.name in _IMPLICIT_CLASSMETHODS
-        ):
+        if static or method.name in _IMPLICIT_CLASSMETHODS:
+            elsewhere |= _SelfUse.of(method).members()
+            continue
+        if any(d.endswith("classmethod") for d in decorators):
+            class_uses.append(_SelfUse.of(method, params[0].arg))
             continue
         if params[0].arg != "self":
             found.append((method.lineno, f"method {method.name!r} has no self argument"))
@@ -541,14 +544,13 @@ def _class_errors(node: ast.ClassDef) -> list[tuple[int, str]]:
             found.append((method.lineno, f"{method.name} returns nothing"))
         if method.name == "__iter__" and use.returns_self and "__next__" not in at_class:
             found.append((method.lineno, "__iter__ returns self, which has no __next__"))
-    members = at_class | {
-        a.attr for _, use in uses for a in use.stores if id(a) not in use.dependent
-    }
+    at_class |= {a for use in class_uses for a in use.members()}
+    members = at_class | elsewhere | {a for _, use in uses for a in use.members()}
     found += _property_parts(node, methods)
     found += _redefined(node.body)
     found += _before_definition(uses, at_class)
-    if any(use.dynamic for _, use in uses) or {"__getattr__", "__getattribute__"} & at_class:
-        return found  # members set in ways no reading can list
+    if {"__getattr__", "__getattribute__"} & at_class:
+        return found  # members no reading can list
     slots = _slots(node)
     for _, use in uses:
         if slots is not None:
@@ -557,12 +559,18 @@ def _class_errors(node: ast.ClassDef) -> list[tuple[int, str]]:
                 for a in use.stores
                 if a.attr not in slots and a.attr not in at_class
             ]
-        found += [
-            (a.lineno, f"no member {a.attr!r}")
-            for a in use.loads
-            if a.attr not in members and not (a.attr.startswith("__") and a.attr.endswith("__"))
-        ]
+        found += _missing(use.loads, members, "no member")
+    for use in class_uses:
+        found += _missing(use.loads, at_class, "no class member")
     return found
+
+
+def _missing(loads: list[ast.Attribute], members: set[str], what: str) -> list[tuple[int, str]]:
+    return [
+        (a.lineno, f"{what} {a.attr!r}")
+        for a in loads
+        if a.attr not in members and not (a.attr.startswith("__") and a.attr.endswith("__"))
+    ]
 
 
 def _redefined(body: list[ast.stmt]) -> list[tuple[int, str]]:
@@ -655,7 +663,9 @@ def _property_parts(
     return found
 
 
-def _before_definition(uses: list[tuple[str, _SelfUse]], at_class: set[str]) -> list[tuple[int, str]]:
+def _before_definition(
+    uses: list[tuple[str, _SelfUse]], at_class: set[str]
+) -> list[tuple[int, str]]:
     """`self.x` read in a method before the line that assigns it there, when that method is
     the only place the class binds `x`."""
     where: dict[str, set[str]] = {}

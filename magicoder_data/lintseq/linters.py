@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..languages import LANGUAGES
 from ..syntax import parse
 from .flow import class_errors, function_members, no_return_results, unbound_reads, walk
+from .values import none_uses
 
 
 class Linter(Protocol):
@@ -69,6 +70,7 @@ class PythonLinter:
             *class_errors(nodes, tree),
             *no_return_results(nodes),
             *function_members(nodes, top),
+            *none_uses(tree),
             # `(a, b)(c)` and the like, what pylint calls not-callable or unsubscriptable
             *((w.lineno or 1, f"compile warning: {w.message}") for w in warned),
         ]
