@@ -43,22 +43,27 @@ _COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, 
 _TRIES = tuple(t for t in (ast.Try, getattr(ast, "TryStar", None)) if t is not None)
 
 
-#: Each node type's fields that may hold nodes (not `ctx`: Load and Store are no help here).
+#: Each node type's fields that may hold nodes: not `ctx` (Load and Store are no help here)
+#: nor fields that hold names, numbers or strings (a type's field holds one kind of value).
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def children(node: ast.AST) -> list[ast.AST]:
-    """`ast.iter_child_nodes` without expression contexts, about twice as fast: the linter
-    walks every state's tree several times."""
+    """`ast.iter_child_nodes` without expression contexts or scalar fields, several times
+    faster: the linter walks every state's tree several times."""
     fields = _CHILD_FIELDS.get(type(node))
     if fields is None:
-        fields = _CHILD_FIELDS[type(node)] = tuple(f for f in node._fields if f != "ctx")
+        fields = _CHILD_FIELDS[type(node)] = tuple(
+            f
+            for f in node._fields
+            if f != "ctx" and not (type(node) is ast.Constant or f in ("id", "attr", "arg"))
+        )
     found: list[ast.AST] = []
     for name in fields:
         value = getattr(node, name, None)
         if isinstance(value, ast.AST):
             found.append(value)
-        elif isinstance(value, list):
+        elif value.__class__ is list:
             found.extend(v for v in value if isinstance(v, ast.AST))
     return found
 
@@ -192,6 +197,7 @@ class _Checker:
         self.local = local
         self.found = found
         self._bound: dict[int, set[str]] = {}  # a loop body's bindings, by the body's identity
+        self.consumed: set[str] = set()  # names read so far
 
     def bound_in(self, body: list[ast.stmt]) -> set[str]:
         """`_bound_in(body)`, once per body (a loop's test, body and end all ask)."""
@@ -201,18 +207,23 @@ class _Checker:
         return self._bound[key]
 
     def read(self, node: ast.AST, bound: frozenset[str], lenient: Lenient) -> None:
-        """Flag reads, in an expression evaluated in this scope, of local names not bound."""
-        if bound is _ALL:
-            return
+        """Flag reads, in an expression evaluated in this scope, of local names not bound.
+        As pylint does, only a name's first read in the scope is checked: once read, a name
+        is taken as defined (pylint calls it consumed)."""
         for child in _walk_expression(node):
             if (
                 isinstance(child, ast.Name)
                 and isinstance(child.ctx, ast.Load | ast.Del)
                 and child.id in self.local
-                and child.id not in bound
-                and not (child.id in lenient and child.lineno < lenient[child.id])
+                and child.id not in self.consumed
             ):
-                self.found.append((child.lineno, f"used before assignment {child.id!r}"))
+                self.consumed.add(child.id)
+                if not (
+                    bound is _ALL
+                    or child.id in bound
+                    or (child.id in lenient and child.lineno < lenient[child.id])
+                ):
+                    self.found.append((child.lineno, f"used before assignment {child.id!r}"))
 
     def block(
         self,
@@ -225,7 +236,8 @@ class _Checker:
         return bound
 
     def statement(self, node: ast.stmt, bound: frozenset[str], lenient: Lenient) -> frozenset[str]:
-        if bound is _ALL:
+        if bound is _ALL:  # unreachable: its reads count as reads, nothing more
+            self.read(node, bound, lenient)
             return bound
         if isinstance(node, _TRIES):
             return self.try_(node, bound, lenient)
@@ -257,7 +269,9 @@ class _Checker:
             case ast.Delete(targets=targets):
                 for target in targets:
                     self.read(target, bound, lenient)
-                return bound - {n for t in targets for n in _targets(t)}
+                deleted = {n for t in targets for n in _targets(t)}
+                self.consumed -= deleted  # stricter than pylint: a read after `del` fails
+                return bound - deleted
             case ast.Return() | ast.Raise() | ast.Break() | ast.Continue():
                 for part in children(node):
                     self.read(part, bound, lenient)
@@ -320,13 +334,19 @@ class _Checker:
         orelse: list[ast.stmt],
         lenient: Lenient,
     ) -> frozenset[str]:
-        """A loop body may run any number of times: a name it binds is bound for the next
-        iteration, so a read of it that comes before the binding in the body is lenient (not
-        one after it: the path that reaches it skipped the binding); after the loop, as pylint
-        has it, what every path through the body binds counts as bound."""
+        """A loop body may run any number of times: a name it binds for certain (not under an
+        `if` only one branch of which binds it) is bound for the next iteration, so a read of it
+        that comes before the binding in the body is lenient (not one after it: the path that
+        reaches it skipped the binding); after the loop, as pylint has it, what every path
+        through the body binds counts as bound."""
         # A name the body binds only by reading it first (`pos += 2`) is no help to itself.
         skipped = bound | _self_dependent(body)
-        inside = {name: line for name, line in _binding_lines(body).items() if name not in skipped}
+        certain = _certain(body)
+        inside = {
+            name: line
+            for name, line in _binding_lines(body).items()
+            if name not in skipped and name in certain
+        }
         merged = dict(lenient)
         for name, line in inside.items():
             merged[name] = max(line, merged.get(name, 0))
@@ -338,19 +358,47 @@ class _Checker:
         """The body may stop anywhere: handlers and `finally` see only what was bound before;
         after the statement a name is bound when the body (and else) and every handler that
         goes on bind it."""
-        tried = self.block(node.orelse, self.block(node.body, bound, lenient), lenient)
-        ends = [tried]
+        body = self.block(node.body, bound, lenient)
+        ends = []
         for handler in node.handlers:
             if handler.type is not None:
                 self.read(handler.type, bound, lenient)
             name = {handler.name} if handler.name else set()
             end = self.block(handler.body, bound | name, lenient)
             ends.append(end if end is _ALL else end - name)
+        ends.append(self.block(node.orelse, body, lenient))
         after = _meet(*ends)
         finished = self.block(node.finalbody, bound, lenient)
         if finished is _ALL:
             return _ALL
         return after if after is _ALL else after | finished
+
+
+def _certain(statements: list[ast.stmt]) -> set[str]:
+    """Names the statements bind for certain, as pylint judges a binding in a loop: not under
+    an `if` (or `match`) that binds them in one branch only, unless that `if` breaks or
+    continues somewhere; a branch that returns, raises, breaks or continues binds anything."""
+    found = _certain_or_all(statements)
+    return _bound_in(statements) if found is _ALL else set(found)
+
+
+def _certain_or_all(statements: list[ast.stmt]) -> frozenset[str]:
+    bound: set[str] = set()
+    for statement in statements:
+        if isinstance(statement, ast.Return | ast.Raise | ast.Break | ast.Continue):
+            return _ALL
+        if isinstance(statement, ast.If) and not any(
+            isinstance(n, ast.Break | ast.Continue) for n in walk(statement)
+        ):
+            met = _meet(_certain_or_all(statement.body), _certain_or_all(statement.orelse))
+            if met is _ALL:
+                return _ALL
+            bound |= met
+        elif isinstance(statement, ast.Match):
+            bound |= _meet(frozenset(), *(_certain_or_all(c.body) for c in statement.cases))
+        else:
+            bound |= _bound_in([statement])
+    return frozenset(bound)
 
 
 def _meet(*ends: frozenset[str]) -> frozenset[str]:

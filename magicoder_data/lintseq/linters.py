@@ -70,7 +70,7 @@ class PythonLinter:
             *class_errors(nodes, tree),
             *no_return_results(nodes),
             *function_members(nodes, top),
-            *none_uses(tree),
+            *none_uses(tree, nodes),
             # `(a, b)(c)` and the like, what pylint calls not-callable or unsubscriptable
             *((w.lineno or 1, f"compile warning: {w.message}") for w in warned),
         ]

@@ -41,8 +41,11 @@ class _Scope:
         return self.none - self.other
 
 
-def none_uses(tree: ast.Module) -> list[tuple[int, str]]:
-    """(line, message) for each use pylint rejects of a value that can only be None."""
+def none_uses(tree: ast.Module, nodes: list[ast.AST]) -> list[tuple[int, str]]:
+    """(line, message) for each use pylint rejects of a value that can only be None; `nodes`
+    are the tree's (`walk`)."""
+    if not _suspects(nodes):
+        return []
     module = _Scope()
     functions: list[tuple[Function | ast.Module, list[_Scope], set[str]]] = []
     _collect(tree, module, [module], functions, set())
@@ -57,6 +60,26 @@ def none_uses(tree: ast.Module) -> list[tuple[int, str]]:
         if keys:
             _Uses(keys, found).block(node.body, frozenset())
     return found
+
+
+def _suspects(nodes: list[ast.AST]) -> set[str]:
+    """Names and members set to None somewhere that are also used where None fails: only
+    those can be reported, and most states have none (the full pass is skipped)."""
+    none: set[str | None] = set()
+    used: list[ast.AST] = []  # what is subscripted, called, iterated or searched
+    for node in nodes:
+        if isinstance(node, ast.Assign):
+            if _is_none(node.value):
+                none.update(_key(t) for t in node.targets)
+        elif isinstance(node, ast.Subscript):
+            used.append(node.value)
+        elif isinstance(node, ast.Call):
+            used.append(node.func)
+        elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
+            used.append(node.iter)
+        elif isinstance(node, ast.Compare):
+            used.extend(node.comparators)
+    return {k for n in used if (k := _key(n)) is not None and k in none}
 
 
 def _collect(
