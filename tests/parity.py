@@ -90,9 +90,11 @@ _SAME = {"possibly-used-before-assignment": "used-before-assignment"}
 
 def _identity(symbol: str, message: str) -> tuple[str, str]:
     """An error as the original and its states share it: deleting lines elsewhere changes
-    neither what it is nor where, only line numbers in its text and pylint's wording."""
+    neither what it is nor where, only line numbers and file names in its text and pylint's
+    wording."""
     symbol = _SAME.get(symbol, symbol)
     message = re.sub(r"\bline \d+", "line N", message).replace("Possibly using", "Using")
+    message = re.sub(r"\bp\d{4}_(orig|s\d{4})\b", "FILE", message)  # the module's name
     return symbol, message
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .nodes import TRIES, Nodes, children, walk
+
 #: Names a read may find unbound in a loop, with the line of their last binding in it.
 Lenient = Mapping[str, int]
 _NOTHING: Lenient = MappingProxyType({})
@@ -39,48 +41,12 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 #: Statements with bodies of their own (a binding inside them may not happen).
 _COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match)
-#: `try` statements (`try ... except*` from Python 3.11 on).
-_TRIES = tuple(t for t in (ast.Try, getattr(ast, "TryStar", None)) if t is not None)
 
 
-#: Each node type's fields that may hold nodes: not `ctx` (Load and Store are no help here)
-#: nor fields that hold names, numbers or strings (a type's field holds one kind of value).
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def children(node: ast.AST) -> list[ast.AST]:
-    """`ast.iter_child_nodes` without expression contexts or scalar fields, several times
-    faster: the linter walks every state's tree several times."""
-    fields = _CHILD_FIELDS.get(type(node))
-    if fields is None:
-        fields = _CHILD_FIELDS[type(node)] = tuple(
-            f
-            for f in node._fields
-            if f != "ctx" and not (type(node) is ast.Constant or f in ("id", "attr", "arg"))
-        )
-    found: list[ast.AST] = []
-    for name in fields:
-        value = getattr(node, name, None)
-        if isinstance(value, ast.AST):
-            found.append(value)
-        elif value.__class__ is list:
-            found.extend(v for v in value if isinstance(v, ast.AST))
-    return found
-
-
-def walk(node: ast.AST) -> list[ast.AST]:
-    """`ast.walk`'s nodes, in its order, as a list (see `children`)."""
-    found = [node]
-    for current in found:
-        found.extend(children(current))
-    return found
-
-
-def unbound_reads(
-    tree: ast.Module, nodes: list[ast.AST], top: symtable.SymbolTable
-) -> list[tuple[int, str]]:
+def unbound_reads(nodes: Nodes, top: symtable.SymbolTable) -> list[tuple[int, str]]:
     """(line, message) for each read of a local name that no path has bound yet; `nodes` are
-    the tree's (`walk`), `top` its module's symbol table."""
+    the tree's, `top` its module's symbol table."""
+    tree = nodes.tree
     tables = _tables(top)
     found: list[tuple[int, str]] = []
     star = any(isinstance(n, ast.ImportFrom) and n.names[0].name == "*" for n in tree.body)
@@ -103,7 +69,7 @@ def _tables(top: symtable.SymbolTable) -> dict[tuple[str, int], symtable.SymbolT
 
 
 def _scopes(
-    tree: ast.Module, nodes: list[ast.AST], tables: dict[tuple[str, int], symtable.SymbolTable]
+    tree: ast.Module, nodes: Nodes, tables: dict[tuple[str, int], symtable.SymbolTable]
 ) -> Iterator[tuple[ast.Module | ast.FunctionDef | ast.AsyncFunctionDef, set[str]]]:
     """The module and each function with the names local to it (bound there, not declared
     nonlocal; a `global` one counts when the module itself never binds it); class bodies are
@@ -111,27 +77,26 @@ def _scopes(
     top = tables["top", 0]
     module = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
     yield tree, module
-    for node in nodes:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            line = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            table = tables.get((node.name, node.lineno)) or tables.get((node.name, line))
-            if table is None:
+    for node in nodes.of(ast.FunctionDef, ast.AsyncFunctionDef):
+        line = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        table = tables.get((node.name, node.lineno)) or tables.get((node.name, line))
+        if table is None:
+            continue
+        local = set()
+        outright: set[str] | None = None  # bound by the body's own simple statements
+        for symbol in table.get_symbols():
+            if not (symbol.is_assigned() or symbol.is_imported()) or symbol.is_nonlocal():
                 continue
-            local = set()
-            outright: set[str] | None = None  # bound by the body's own simple statements
-            for symbol in table.get_symbols():
-                if not (symbol.is_assigned() or symbol.is_imported()) or symbol.is_nonlocal():
-                    continue
-                name = symbol.get_name()
-                if symbol.is_declared_global():
-                    # A global only this function binds, and only inside branches or loops.
-                    if outright is None:
-                        outright = _bound_in(s for s in node.body if not isinstance(s, _COMPOUND))
-                    if name not in module and name not in outright:
-                        local.add(name)
-                elif symbol.is_local():
+            name = symbol.get_name()
+            if symbol.is_declared_global():
+                # A global only this function binds, and only inside branches or loops.
+                if outright is None:
+                    outright = _bound_in(s for s in node.body if not isinstance(s, _COMPOUND))
+                if name not in module and name not in outright:
                     local.add(name)
-            yield node, local
+            elif symbol.is_local():
+                local.add(name)
+        yield node, local
 
 
 def _parameters(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
@@ -239,7 +204,7 @@ class _Checker:
         if bound is _ALL:  # unreachable: its reads count as reads, nothing more
             self.read(node, bound, lenient)
             return bound
-        if isinstance(node, _TRIES):
+        if isinstance(node, TRIES):
             return self.try_(node, bound, lenient)
         match node:
             case ast.Assign(targets=targets, value=value):
@@ -375,9 +340,10 @@ class _Checker:
 
 
 def _certain(statements: list[ast.stmt]) -> set[str]:
-    """Names the statements bind for certain, as pylint judges a binding in a loop: not under
-    an `if` (or `match`) that binds them in one branch only, unless that `if` breaks or
-    continues somewhere; a branch that returns, raises, breaks or continues binds anything."""
+    """Names the statements bind for certain, as pylint judges a binding in a loop: by a
+    statement of the body itself, or an `if` (or `match`) every branch of which binds them,
+    not inside a nested loop, `with` or `try`; a branch that returns, raises, breaks or
+    continues binds anything."""
     found = _certain_or_all(statements)
     return _bound_in(statements) if found is _ALL else set(found)
 
@@ -387,16 +353,14 @@ def _certain_or_all(statements: list[ast.stmt]) -> frozenset[str]:
     for statement in statements:
         if isinstance(statement, ast.Return | ast.Raise | ast.Break | ast.Continue):
             return _ALL
-        if isinstance(statement, ast.If) and not any(
-            isinstance(n, ast.Break | ast.Continue) for n in walk(statement)
-        ):
+        if isinstance(statement, ast.If):
             met = _meet(_certain_or_all(statement.body), _certain_or_all(statement.orelse))
             if met is _ALL:
                 return _ALL
             bound |= met
         elif isinstance(statement, ast.Match):
             bound |= _meet(frozenset(), *(_certain_or_all(c.body) for c in statement.cases))
-        else:
+        elif not isinstance(statement, _COMPOUND):
             bound |= _bound_in([statement])
     return frozenset(bound)
 
@@ -501,16 +465,15 @@ _REDEFINABLE = ("setter", "getter", "deleter", "overload", "register")
 _IMPLICIT_CLASSMETHODS = frozenset({"__new__", "__init_subclass__", "__class_getitem__"})
 
 
-def class_errors(nodes: list[ast.AST], tree: ast.Module) -> list[tuple[int, str]]:
+def class_errors(nodes: Nodes) -> list[tuple[int, str]]:
     """What deleting a line inside a class leaves that pylint calls an error: a method whose
     first parameter is no longer `self` (a `@classmethod` or `@staticmethod` line deleted),
     `self.name` read where the class no longer binds it, and a special method that returns
-    nothing. `nodes` are the tree's nodes (`ast.walk`)."""
+    nothing."""
     found: list[tuple[int, str]] = []
-    for node in nodes:
-        if isinstance(node, ast.ClassDef):
-            found += _class_errors(node)
-    found += _redefined(tree.body)
+    for node in nodes.of(ast.ClassDef):
+        found += _class_errors(node)
+    found += _redefined(nodes.tree.body)
     return found
 
 
@@ -540,6 +503,8 @@ class _SelfUse:
                 (use.stores if isinstance(child.ctx, ast.Store) else use.loads).append(child)
             elif isinstance(child, ast.AugAssign) and isinstance(child.target, ast.Attribute):
                 use.dependent.add(id(child.target))
+                if mine(child.target.value):
+                    use.loads.append(child.target)  # `self.x += 1` reads `self.x` first
             elif isinstance(child, ast.Assign):
                 read = {
                     n.attr
@@ -607,18 +572,21 @@ def _class_errors(node: ast.ClassDef) -> list[tuple[int, str]]:
                 for a in use.stores
                 if a.attr not in slots and a.attr not in at_class
             ]
-        found += _missing(use.loads, members, "no member")
+        found += _missing(use.loads, members | _EVERY_INSTANCE_HAS, "no member")
     for use in class_uses:
-        found += _missing(use.loads, at_class, "no class member")
+        found += _missing(use.loads, at_class | _EVERY_CLASS_HAS, "no class member")
     return found
 
 
+#: What every instance has (`__class__`, `__dict__`...) and every class (`__name__`, `__mro__`
+#: too), not other special names: a deleted `def __isabstractmethod__` leaves
+#: `self.__isabstractmethod__` bare.
+_EVERY_INSTANCE_HAS = frozenset(dir(object)) | {"__dict__", "__weakref__", "__module__"}
+_EVERY_CLASS_HAS = _EVERY_INSTANCE_HAS | frozenset(dir(type)) | {"__annotations__", "__slots__"}
+
+
 def _missing(loads: list[ast.Attribute], members: set[str], what: str) -> list[tuple[int, str]]:
-    return [
-        (a.lineno, f"{what} {a.attr!r}")
-        for a in loads
-        if a.attr not in members and not (a.attr.startswith("__") and a.attr.endswith("__"))
-    ]
+    return [(a.lineno, f"{what} {a.attr!r}") for a in loads if a.attr not in members]
 
 
 def _redefined(body: list[ast.stmt]) -> list[tuple[int, str]]:
@@ -730,45 +698,90 @@ def _before_definition(
     ]
 
 
-def no_return_results(nodes: list[ast.AST]) -> list[tuple[int, str]]:
-    """A call's result used (assigned) where the function it calls, defined in the program,
-    returns nothing: what deleting its `return` lines leaves."""
-    assigned: list[tuple[int, str]] = []  # (line, name) of `x = name(...)`, `x = self.name(...)`
+def no_return_results(nodes: Nodes) -> list[tuple[int, str]]:
+    """A call's result assigned, iterated, subscripted or searched where the function it calls,
+    defined in the program, returns nothing or only None: what deleting its `return` lines
+    leaves (pylint's assignment-from-no-return, assignment-from-none, not-an-iterable)."""
     functions: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
-    for node in nodes:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            functions.setdefault(node.name, []).append(node)
-        elif isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Call):
-            func = node.value.func
-            if isinstance(func, ast.Name):
-                assigned.append((node.lineno, func.id))
-            elif isinstance(func, ast.Attribute) and _is_self(func.value):
-                assigned.append((node.lineno, func.attr))
-    silent = {
-        name
-        for name in {name for _, name in assigned} & set(functions)
-        if all(not _returns_something(d) and not d.decorator_list for d in functions[name])
-    }
+    for node in nodes.of(ast.FunctionDef, ast.AsyncFunctionDef):
+        functions.setdefault(node.name, []).append(node)
+    calls = {id(node): name for node in nodes.of(ast.Call) if (name := _called(node)) in functions}
+    if not calls:
+        return []
+    used: list[tuple[int, str, str]] = []  # (line, name, how) of `name(...)`, `self.name(...)`
+    for node in nodes.of(ast.Assign, ast.AnnAssign, ast.For, ast.comprehension, ast.Subscript):
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            value, how = node.value, "assigning"
+        elif isinstance(node, ast.For | ast.comprehension):
+            value, how = node.iter, "iterating over"
+        else:
+            value, how = node.value, "subscripting"
+        if value is not None and id(value) in calls:
+            used.append((value.lineno, calls[id(value)], how))
+    silent: dict[str, str] = {}
+    for name in {name for _, name, _ in used} & set(functions):
+        kinds = {_gives(d) for d in functions[name]}
+        if len(kinds) == 1 and (kind := kinds.pop()) is not None:
+            silent[name] = kind
     return [
-        (line, f"assigning the result of {name!r}, which returns nothing")
-        for line, name in assigned
+        (line, f"{how} the result of {name!r}, which returns {silent[name]}")
+        for line, name, how in used
         if name in silent
     ]
+
+
+def _called(call: ast.Call) -> str | None:
+    """`name` of `name(...)` and of `self.name(...)`."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    if isinstance(call.func, ast.Attribute) and _is_self(call.func.value):
+        return call.func.attr
+    return None
+
+
+def _gives(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """ "nothing" for a function with no `return`, "None" for one whose returns are all bare or
+    None, None for any other, or one pylint leaves alone: async, decorated, a generator, a
+    body that only raises, or one that starts by raising NotImplementedError."""
+    body = function.body
+    if ast.get_docstring(function, clean=False) is not None and len(body) > 1:
+        body = body[1:]
+    first = body[0]
+    if (
+        isinstance(function, ast.AsyncFunctionDef)
+        or function.decorator_list
+        or (len(body) == 1 and isinstance(first, ast.Raise))
+        or (isinstance(first, ast.Raise) and "NotImplementedError" in ast.dump(first))
+    ):
+        return None
+    returns = []
+    for child in _walk_scope(function):
+        if isinstance(child, ast.Yield | ast.YieldFrom):
+            return None
+        if isinstance(child, ast.Return):
+            returns.append(child)
+    if not returns:
+        return "nothing"
+    if all(r.value is None or _is_none_constant(r.value) for r in returns):
+        return "None"
+    return None
+
+
+def _is_none_constant(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
 
 
 #: What a function object has, for `name.attr` where `name` is a module-level def.
 _FUNCTION_ATTRIBUTES = frozenset(dir(_walk_scope))
 
 
-def function_members(nodes: list[ast.AST], top: symtable.SymbolTable) -> list[tuple[int, str]]:
+def function_members(nodes: Nodes, top: symtable.SymbolTable) -> list[tuple[int, str]]:
     """`name.attr` read where `name` can only be a module-level function (its local binding
     deleted, say) and functions have no `attr`."""
-    defs = {
-        n.name for n in _module_body(nodes) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
+    body = nodes.tree.body
+    defs = {n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     if not any(
-        isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in defs
-        for n in nodes
+        isinstance(n.value, ast.Name) and n.value.id in defs for n in nodes.of(ast.Attribute)
     ):
         return []
     functions = {
@@ -776,13 +789,11 @@ def function_members(nodes: list[ast.AST], top: symtable.SymbolTable) -> list[tu
         for s in top.get_symbols()
         if s.get_name() in defs
         and not s.is_imported()
-        and not _assigned_otherwise(nodes, s.get_name())
+        and not _assigned_otherwise(body, s.get_name())
     }
     tables = _tables(top)
     found = []
-    for node in nodes:
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
+    for node in nodes.of(ast.FunctionDef, ast.AsyncFunctionDef):
         table = tables.get((node.name, node.lineno))
         if table is None:
             continue
@@ -803,13 +814,8 @@ def function_members(nodes: list[ast.AST], top: symtable.SymbolTable) -> list[tu
     return found
 
 
-def _module_body(nodes: list[ast.AST]) -> list[ast.stmt]:
-    return nodes[0].body if nodes and isinstance(nodes[0], ast.Module) else []
-
-
-def _assigned_otherwise(nodes: list[ast.AST], name: str) -> bool:
+def _assigned_otherwise(body: list[ast.stmt], name: str) -> bool:
     """Whether the module binds `name` other than by one def (an assignment, a second def)."""
-    body = _module_body(nodes)
     defs = sum(
         isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name for n in body
     )

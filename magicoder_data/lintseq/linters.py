@@ -21,8 +21,10 @@ from typing import Protocol
 from ..errors import ConfigError
 from ..languages import LANGUAGES
 from ..syntax import parse
-from .flow import class_errors, function_members, no_return_results, unbound_reads, walk
-from .values import none_uses
+from .calls import call_errors, format_errors, import_errors
+from .flow import class_errors, function_members, no_return_results, unbound_reads
+from .nodes import Nodes
+from .values import except_order, none_uses
 
 
 class Linter(Protocol):
@@ -64,13 +66,17 @@ class PythonLinter:
             return [(max(1, exc.lineno or 1), f"syntax: {exc.msg}")]
         except (ValueError, RecursionError) as exc:  # null bytes, absurd nesting
             return [(1, f"syntax: {exc}")]
-        nodes = walk(tree)
+        nodes = Nodes(tree)
         unbound = [
-            *unbound_reads(tree, nodes, top),
-            *class_errors(nodes, tree),
+            *unbound_reads(nodes, top),
+            *class_errors(nodes),
             *no_return_results(nodes),
             *function_members(nodes, top),
-            *none_uses(tree, nodes),
+            *none_uses(nodes),
+            *except_order(nodes),
+            *format_errors(nodes),
+            *call_errors(nodes),
+            *import_errors(nodes),
             # `(a, b)(c)` and the like, what pylint calls not-callable or unsubscriptable
             *((w.lineno or 1, f"compile warning: {w.message}") for w in warned),
         ]
@@ -83,10 +89,8 @@ class PythonLinter:
                 *unbound,
                 *(
                     (node.lineno, f"undefined name {node.id!r}")
-                    for node in nodes
-                    if isinstance(node, ast.Name)
-                    and isinstance(node.ctx, ast.Load)
-                    and node.id in missing
+                    for node in nodes.of(ast.Name)
+                    if isinstance(node.ctx, ast.Load) and node.id in missing
                 ),
             ]
         )

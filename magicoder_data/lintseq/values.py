@@ -14,10 +14,11 @@ method sets only to None. Like pylint, it trusts the guards that narrow a value:
 from __future__ import annotations
 
 import ast
+import builtins
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .flow import children, walk
+from .nodes import TRIES, Nodes, children, walk
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
@@ -41,11 +42,11 @@ class _Scope:
         return self.none - self.other
 
 
-def none_uses(tree: ast.Module, nodes: list[ast.AST]) -> list[tuple[int, str]]:
-    """(line, message) for each use pylint rejects of a value that can only be None; `nodes`
-    are the tree's (`walk`)."""
+def none_uses(nodes: Nodes) -> list[tuple[int, str]]:
+    """(line, message) for each use pylint rejects of a value that can only be None."""
     if not _suspects(nodes):
         return []
+    tree = nodes.tree
     module = _Scope()
     functions: list[tuple[Function | ast.Module, list[_Scope], set[str]]] = []
     _collect(tree, module, [module], functions, set())
@@ -62,24 +63,25 @@ def none_uses(tree: ast.Module, nodes: list[ast.AST]) -> list[tuple[int, str]]:
     return found
 
 
-def _suspects(nodes: list[ast.AST]) -> set[str]:
+def _suspects(nodes: Nodes) -> set[str]:
     """Names and members set to None somewhere that are also used where None fails: only
     those can be reported, and most states have none (the full pass is skipped)."""
-    none: set[str | None] = set()
-    used: list[ast.AST] = []  # what is subscripted, called, iterated or searched
-    for node in nodes:
-        if isinstance(node, ast.Assign):
-            if _is_none(node.value):
-                none.update(_key(t) for t in node.targets)
-        elif isinstance(node, ast.Subscript):
-            used.append(node.value)
-        elif isinstance(node, ast.Call):
-            used.append(node.func)
-        elif isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
-            used.append(node.iter)
-        elif isinstance(node, ast.Compare):
-            used.extend(node.comparators)
-    return {k for n in used if (k := _key(n)) is not None and k in none}
+    none = {
+        key
+        for node in nodes.of(ast.Assign)
+        if _is_none(node.value)
+        for target in node.targets
+        if (key := _key(target)) is not None
+    }
+    if not none:
+        return set()
+    used: list[ast.AST] = [  # what is subscripted, called, iterated or searched
+        *(n.value for n in nodes.of(ast.Subscript)),
+        *(n.func for n in nodes.of(ast.Call)),
+        *(n.iter for n in nodes.of(ast.For, ast.AsyncFor, ast.comprehension)),
+        *(c for n in nodes.of(ast.Compare) for c in n.comparators),
+    ]
+    return {k for n in used if (k := _key(n)) in none}
 
 
 def _collect(
@@ -288,7 +290,7 @@ class _Uses:
             self.block(case.body, narrowed)
         return narrowed
 
-    def use(self, node: ast.AST, narrowed: frozenset[str], message: str) -> None:
+    def use(self, node: ast.expr, narrowed: frozenset[str], message: str) -> None:
         key = _key(node)
         if key in self.keys and key not in narrowed:
             self.found.append((node.lineno, f"{key!r} {message}"))
@@ -320,3 +322,33 @@ class _Uses:
             self.use(node.iter, narrowed, "is None: not iterable")
         for part in children(node):
             self.expression(part, narrowed)
+
+
+def except_order(nodes: Nodes) -> list[tuple[int, str]]:
+    """An `except` that can never run because an earlier handler of the same `try` catches a
+    built-in base of its class (`except Exception` before `except OSError`, two handlers that
+    deleting the lines between them merged): pylint's bad-except-order."""
+    found: list[tuple[int, str]] = []
+    for node in nodes.of(*TRIES):
+        if len(node.handlers) < 2:
+            continue
+        caught: list[type] = []
+        for handler in node.handlers:
+            classes = _builtin_exceptions(handler.type)
+            for cls in classes:
+                if any(issubclass(cls, earlier) for earlier in caught):
+                    found.append((handler.lineno, f"{cls.__name__} caught by an earlier except"))
+            caught.extend(classes)
+    return found
+
+
+def _builtin_exceptions(node: ast.expr | None) -> list[type]:
+    """The built-in exception classes an `except` names (a name or a tuple of names)."""
+    names = node.elts if isinstance(node, ast.Tuple) else [node]
+    found = []
+    for name in names:
+        if isinstance(name, ast.Name):
+            value = getattr(builtins, name.id, None)
+            if isinstance(value, type) and issubclass(value, BaseException):
+                found.append(value)
+    return found
