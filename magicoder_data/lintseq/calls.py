@@ -22,7 +22,7 @@ import re
 import string
 import sys
 from functools import lru_cache
-from types import ModuleType
+from types import BuiltinFunctionType, ModuleType
 from typing import Any
 
 from .nodes import TRIES, Nodes, walk
@@ -112,7 +112,7 @@ def call_errors(nodes: Nodes) -> list[tuple[int, str]]:
     if any(_self_method(call) for call in calls):
         for node in nodes.of(ast.ClassDef):
             found += _method_calls(node)
-    resolve = _Resolver(nodes.tree, _bound_names(nodes))
+    resolve = _Resolver(nodes)
     for node in calls:
         if _has_unpacking(node):
             continue
@@ -163,44 +163,28 @@ def _self_method(call: ast.Call) -> str | None:
     return None
 
 
-def _bound_names(nodes: Nodes) -> dict[str, int]:
-    """How many times each name is bound anywhere in the program (any scope)."""
-    counts: dict[str, int] = {}
-    names = [
-        *(n.id for n in nodes.of(ast.Name) if not isinstance(n.ctx, ast.Load)),
-        *(n.name for n in nodes.of(ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)),
-        *(n.arg for n in nodes.of(ast.arg)),
-        *((n.asname or n.name).split(".")[0] for n in nodes.of(ast.alias)),
-        *(n.name for n in nodes.of(ast.ExceptHandler, ast.MatchAs, ast.MatchStar) if n.name),
-        # declared to be bound elsewhere: counted twice, never taken as known
-        *(name for n in nodes.of(ast.Global, ast.Nonlocal) for name in n.names * 2),
-    ]
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
 class _Resolver:
     """The signature a called expression has, when it can be known for certain: a name bound
-    once in the whole program, by a plain def or class statement or a module-level import of
-    the standard library, or a builtin never bound."""
+    once in the whole program, by a plain def or class statement or an import of the
+    standard library, or a builtin never bound."""
 
-    def __init__(self, tree: ast.Module, bound: dict[str, int]) -> None:
-        self.bound = bound
+    def __init__(self, nodes: Nodes) -> None:
+        self.bound = nodes.bound_names()
         self.defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef] = {}
         self.imports: dict[str, tuple[str, ...]] = {}  # name -> module, then attributes
-        for statement in tree.body:
+        for statement in nodes.tree.body:
             if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 self.defs[statement.name] = statement
-            elif isinstance(statement, ast.Import):
-                for alias in statement.names:
-                    if alias.asname:
-                        self.imports[alias.asname] = (alias.name,)
-                    else:
-                        self.imports[alias.name.split(".")[0]] = (alias.name.split(".")[0],)
-            elif isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
-                for alias in statement.names:
-                    self.imports[alias.asname or alias.name] = (statement.module, alias.name)
+        for node in nodes.of(ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    self.imports[alias.asname] = (alias.name,)
+                else:
+                    self.imports[alias.name.split(".")[0]] = (alias.name.split(".")[0],)
+        for node in nodes.of(ast.ImportFrom):
+            if node.module and not node.level:
+                for alias in node.names:
+                    self.imports[alias.asname or alias.name] = (node.module, alias.name)
 
     def __call__(self, func: ast.expr) -> inspect.Signature | None:
         path: list[str] = []
@@ -301,6 +285,30 @@ def _signature(args: ast.arguments, drop_first: bool = False) -> inspect.Signatu
         return inspect.Signature(parameters)
     except ValueError:  # duplicate names and the like: errors of their own
         return None
+
+
+def builtin_misuse(nodes: Nodes) -> list[tuple[int, str]]:
+    """A builtin function subscripted, searched or iterated, where the program no longer
+    binds the name to anything else (`vars = {}` deleted leaves `vars['x']`)."""
+    used = [
+        *(n.value for n in nodes.of(ast.Subscript)),
+        *(c for n in nodes.of(ast.Compare) for c in n.comparators),
+        *(n.iter for n in nodes.of(ast.For, ast.comprehension)),
+    ]
+    suspects = [n for n in used if isinstance(n, ast.Name) and n.id in _BUILTIN_FUNCTIONS]
+    if not suspects:
+        return []
+    bound = nodes.bound_names()
+    return [
+        (n.lineno, f"builtin function {n.id!r} used as a container")
+        for n in suspects
+        if n.id not in bound
+    ]
+
+
+_BUILTIN_FUNCTIONS = frozenset(
+    name for name, value in vars(builtins).items() if isinstance(value, BuiltinFunctionType)
+)
 
 
 def import_errors(nodes: Nodes) -> list[tuple[int, str]]:

@@ -316,8 +316,10 @@ class _Checker:
         for name, line in inside.items():
             merged[name] = max(line, merged.get(name, 0))
         after = self.block(body, bound, merged)
-        ended = bound | (self.bound_in(body) if after is _ALL else after)
-        return self.block(orelse, frozenset(ended), lenient)
+        ended = frozenset(bound | (self.bound_in(body) if after is _ALL else after))
+        end = self.block(orelse, ended, lenient)
+        # A `break` skips the `else`: what follows is reachable even when the `else` raises.
+        return _meet(end, ended) if _breaks(body) else end
 
     def try_(self, node: Any, bound: frozenset[str], lenient: Lenient) -> frozenset[str]:
         """The body may stop anywhere: handlers and `finally` see only what was bound before;
@@ -337,6 +339,20 @@ class _Checker:
         if finished is _ALL:
             return _ALL
         return after if after is _ALL else after | finished
+
+
+def _breaks(body: list[ast.stmt]) -> bool:
+    """Whether the loop body has a `break` of its own (not one of a nested loop)."""
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Break):
+            return True
+        if isinstance(node, ast.For | ast.AsyncFor | ast.While):
+            stack.extend(node.orelse)  # its `else` belongs to the outer loop
+        elif not isinstance(node, (*_SCOPES, ast.expr)):
+            stack.extend(children(node))
+    return False
 
 
 def _certain(statements: list[ast.stmt]) -> set[str]:
@@ -490,6 +506,9 @@ class _SelfUse:
     #: Stores that read the attribute they set (`self.x = self.x ** 2`, `self.x += 1`).
     dependent: set[int] = field(default_factory=set)
     returns_self: bool = False
+    #: (line, member, what) where `self.member` is used as a value a method is not: its
+    #: attributes read, subscripted, unpacked, iterated.
+    as_value: list[tuple[int, str, str]] = field(default_factory=list)
 
     @classmethod
     def of(cls, method: Method, name: str = "self") -> _SelfUse:
@@ -498,14 +517,28 @@ class _SelfUse:
         def mine(node: ast.AST) -> bool:
             return isinstance(node, ast.Name) and node.id == name
 
+        def member(node: ast.AST) -> str | None:
+            return node.attr if isinstance(node, ast.Attribute) and mine(node.value) else None
+
         for child in walk(method):
             if isinstance(child, ast.Attribute) and mine(child.value):
                 (use.stores if isinstance(child.ctx, ast.Store) else use.loads).append(child)
+            elif isinstance(child, ast.Attribute) and (inner := member(child.value)):
+                if child.attr not in _FUNCTION_ATTRIBUTES:
+                    use.as_value.append((child.lineno, inner, f"has no {child.attr!r}"))
+            elif isinstance(child, ast.Subscript) and (inner := member(child.value)):
+                use.as_value.append((child.lineno, inner, "is not subscriptable"))
+            elif isinstance(child, ast.For | ast.comprehension) and (inner := member(child.iter)):
+                use.as_value.append((child.iter.lineno, inner, "is not iterable"))
             elif isinstance(child, ast.AugAssign) and isinstance(child.target, ast.Attribute):
                 use.dependent.add(id(child.target))
                 if mine(child.target.value):
                     use.loads.append(child.target)  # `self.x += 1` reads `self.x` first
             elif isinstance(child, ast.Assign):
+                if (inner := member(child.value)) and any(
+                    isinstance(t, ast.Tuple | ast.List) for t in child.targets
+                ):
+                    use.as_value.append((child.lineno, inner, "cannot be unpacked"))
                 read = {
                     n.attr
                     for n in walk(child.value)
@@ -528,7 +561,7 @@ def _class_errors(node: ast.ClassDef) -> list[tuple[int, str]]:
     `self` (`__new__` included); `setattr` and `__dict__` add none; a class method's `cls.x`
     needs a class-level `x`."""
     found: list[tuple[int, str]] = []
-    methods = [m for m in node.body if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)]
+    methods = _methods(node)
     at_class = {m.name for m in methods} | _bound_in(node.body)
     uses: list[tuple[str, _SelfUse]] = []  # methods whose first parameter is `self` (a
     # property's getter and setter share a name)
@@ -542,11 +575,14 @@ def _class_errors(node: ast.ClassDef) -> list[tuple[int, str]]:
             if method.args.vararg is None:
                 found.append((method.lineno, f"method {method.name!r} has no argument"))
             continue
+        classy = method.name in _IMPLICIT_CLASSMETHODS or any(
+            d.endswith("classmethod") for d in decorators
+        )
         if static or method.name in _IMPLICIT_CLASSMETHODS:
-            elsewhere |= _SelfUse.of(method).members()
-            continue
-        if any(d.endswith("classmethod") for d in decorators):
+            elsewhere |= _SelfUse.of(method).members()  # `self = super().__new__(cls)`
+        if classy and not static:
             class_uses.append(_SelfUse.of(method, params[0].arg))
+        if static or classy:
             continue
         if params[0].arg != "self":
             found.append((method.lineno, f"method {method.name!r} has no self argument"))
@@ -558,7 +594,10 @@ def _class_errors(node: ast.ClassDef) -> list[tuple[int, str]]:
         if method.name == "__iter__" and use.returns_self and "__next__" not in at_class:
             found.append((method.lineno, "__iter__ returns self, which has no __next__"))
     at_class |= {a for use in class_uses for a in use.members()}
-    members = at_class | elsewhere | {a for _, use in uses for a in use.members()}
+    stored = elsewhere | {a for _, use in uses for a in use.members()}
+    members = at_class | stored
+    defined = _bound_in(s for s in node.body if not isinstance(s, ast.FunctionDef))
+    found += _methods_as_values(methods, uses, stored | defined)
     found += _property_parts(node, methods)
     found += _redefined(node.body)
     found += _before_definition(uses, at_class)
@@ -587,6 +626,36 @@ _EVERY_CLASS_HAS = _EVERY_INSTANCE_HAS | frozenset(dir(type)) | {"__annotations_
 
 def _missing(loads: list[ast.Attribute], members: set[str], what: str) -> list[tuple[int, str]]:
     return [(a.lineno, f"{what} {a.attr!r}") for a in loads if a.attr not in members]
+
+
+def _methods_as_values(
+    methods: list[Method], uses: list[tuple[str, _SelfUse]], data: set[str]
+) -> list[tuple[int, str]]:
+    """`self.name` used as data (`.attr`, `[i]`, unpacked, iterated) where `name` can only be a
+    plain method: its `@property` line deleted, say. `data` is what else the class binds."""
+    names = [m.name for m in methods]
+    plain = {m.name for m in methods if not m.decorator_list and names.count(m.name) == 1} - data
+    return [
+        (line, f"method {name!r} {what}")
+        for _, use in uses
+        for line, name, what in use.as_value
+        if name in plain
+    ]
+
+
+def _methods(node: ast.ClassDef) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The class's methods, those under an `if` or `try` in its body too."""
+    found = []
+    stack: list[ast.stmt] = list(reversed(node.body))
+    while stack:
+        statement = stack.pop()
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.append(statement)
+        elif isinstance(statement, (ast.If, ast.With, *TRIES)):
+            stack.extend(reversed([s for s in children(statement) if isinstance(s, ast.stmt)]))
+            for handler in getattr(statement, "handlers", []):
+                stack.extend(reversed(handler.body))
+    return found
 
 
 def _redefined(body: list[ast.stmt]) -> list[tuple[int, str]]:

@@ -21,7 +21,7 @@ from typing import Protocol
 from ..errors import ConfigError
 from ..languages import LANGUAGES
 from ..syntax import parse
-from .calls import call_errors, format_errors, import_errors
+from .calls import builtin_misuse, call_errors, format_errors, import_errors
 from .flow import class_errors, function_members, no_return_results, unbound_reads
 from .nodes import Nodes
 from .values import except_order, none_uses
@@ -77,6 +77,7 @@ class PythonLinter:
             *format_errors(nodes),
             *call_errors(nodes),
             *import_errors(nodes),
+            *builtin_misuse(nodes),
             # `(a, b)(c)` and the like, what pylint calls not-callable or unsubscriptable
             *((w.lineno or 1, f"compile warning: {w.message}") for w in warned),
         ]

@@ -52,9 +52,27 @@ class Nodes:
 
     def __init__(self, tree: ast.Module) -> None:
         self.tree = tree
+        self._bound: dict[str, int] | None = None
         self._by_type: defaultdict[type, list[ast.AST]] = defaultdict(list)
         for node in walk(tree):
             self._by_type[type(node)].append(node)
+
+    def bound_names(self) -> dict[str, int]:
+        """How many times each name is bound anywhere in the program (any scope); a name
+        declared `global` or `nonlocal` counts twice (bound elsewhere: never known here)."""
+        if self._bound is None:
+            names = [
+                *(n.id for n in self.of(ast.Name) if not isinstance(n.ctx, ast.Load)),
+                *(n.name for n in self.of(ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)),
+                *(n.arg for n in self.of(ast.arg)),
+                *((n.asname or n.name).split(".")[0] for n in self.of(ast.alias)),
+                *(n.name for n in self.of(ast.ExceptHandler, ast.MatchAs, ast.MatchStar) if n.name),
+                *(name for n in self.of(ast.Global, ast.Nonlocal) for name in n.names * 2),
+            ]
+            self._bound = {}
+            for name in names:
+                self._bound[name] = self._bound.get(name, 0) + 1
+        return self._bound
 
     def of(self, *types: type) -> list[Any]:
         """The nodes of these exact types (`ast.FunctionDef`, not a base class)."""
