@@ -9,10 +9,13 @@ branch that goes on binds it; a loop's body and a `try` body may not run at all;
 end of an `except ... as name` unbind. Bodies of nested functions, classes and lambdas are their
 own scopes; a name they read from an enclosing function is bound by the time they run.
 
-Deliberately lenient where pylint is: a name every path through a loop's body binds counts as
-bound after the loop (though the body may not run), and a read in a loop that comes before the
-name's binding in the same loop is not flagged (the next iteration sees it); a read after it is,
-when the paths that reach the read skip the binding.
+Deliberately lenient where pylint is: only a name's first read in a scope is checked; a name
+every path through a loop's body binds counts as bound after the loop (though the body may not
+run); and a read in a `for` loop that comes before the name's binding in the same loop is not
+flagged when the loop binds it for certain (the next iteration sees it).
+
+The module also holds the class checks (methods and members as pylint sees them) and the
+results of functions that return nothing.
 """
 
 from __future__ import annotations
@@ -299,14 +302,15 @@ class _Checker:
         orelse: list[ast.stmt],
         lenient: Lenient,
     ) -> frozenset[str]:
-        """A loop body may run any number of times: a name it binds for certain (not under an
-        `if` only one branch of which binds it) is bound for the next iteration, so a read of it
-        that comes before the binding in the body is lenient (not one after it: the path that
-        reaches it skipped the binding); after the loop, as pylint has it, what every path
-        through the body binds counts as bound."""
+        """A loop body may run any number of times. As pylint has it, in a `for` loop a name the
+        body binds for certain (not under an `if` only one branch of which binds it) is bound
+        for the next iteration, so a read of it that comes before the binding in the body is
+        lenient (not one after it: the path that reaches it skipped the binding); after any
+        loop, what every path through the body binds counts as bound."""
         # A name the body binds only by reading it first (`pos += 2`) is no help to itself.
         skipped = bound | _self_dependent(body)
-        certain = _certain(body)
+        # pylint is lenient in `for` loops only: a `while` loop's reads are checked in order.
+        certain = _certain(body) if isinstance(node, ast.For | ast.AsyncFor) else set()
         inside = {
             name: line
             for name, line in _binding_lines(body).items()
