@@ -53,11 +53,18 @@ def unbound_reads(nodes: Nodes, top: symtable.SymbolTable) -> list[tuple[int, st
     tables = _tables(top)
     found: list[tuple[int, str]] = []
     star = any(isinstance(n, ast.ImportFrom) and n.names[0].name == "*" for n in tree.body)
+    read = {n.id for n in nodes.of(ast.Name) if not isinstance(n.ctx, ast.Store)}
+    deletes = bool(nodes.of(ast.Delete))
     for scope, local in _scopes(tree, nodes, tables):
         if star and isinstance(scope, ast.Module):
             continue  # with a star import any module name may be bound already
         params = _parameters(scope) if not isinstance(scope, ast.Module) else set()
-        _Checker(local | params, found).block(scope.body, frozenset(params))
+        checker = _Checker(local | params, found)
+        # Parameters are bound from the start; a name no scope reads is never read unbound.
+        checker.consumed |= params
+        checker.pending = (local - params) & read
+        checker.deletes = deletes
+        checker.block(scope.body, frozenset(params))
     return sorted(set(found))
 
 
@@ -80,25 +87,26 @@ def _scopes(
     top = tables["top", 0]
     module = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
     yield tree, module
+    declares_globals = bool(nodes.of(ast.Global))
     for node in nodes.of(ast.FunctionDef, ast.AsyncFunctionDef):
         line = min([node.lineno, *(d.lineno for d in node.decorator_list)])
         table = tables.get((node.name, node.lineno)) or tables.get((node.name, line))
         if table is None:
             continue
-        local = set()
-        outright: set[str] | None = None  # bound by the body's own simple statements
-        for symbol in table.get_symbols():
-            if not (symbol.is_assigned() or symbol.is_imported()) or symbol.is_nonlocal():
-                continue
-            name = symbol.get_name()
-            if symbol.is_declared_global():
+        # Bound in the function: its locals (parameters too, bound from the start), not the
+        # names it declares nonlocal (they are free) or global (below).
+        local = set(table.get_locals())  # type: ignore[attr-defined]
+        if declares_globals:
+            outright: set[str] | None = None  # bound by the body's own simple statements
+            for name in table.get_globals():  # type: ignore[attr-defined]
+                symbol = table.lookup(name)
+                if not (symbol.is_declared_global() and symbol.is_assigned()):
+                    continue
                 # A global only this function binds, and only inside branches or loops.
                 if outright is None:
                     outright = _bound_in(s for s in node.body if not isinstance(s, _COMPOUND))
                 if name not in module and name not in outright:
                     local.add(name)
-            elif symbol.is_local():
-                local.add(name)
         yield node, local
 
 
@@ -166,6 +174,8 @@ class _Checker:
         self.found = found
         self._bound: dict[int, set[str]] = {}  # a loop body's bindings, by the body's identity
         self.consumed: set[str] = set()  # names read so far
+        self.pending: set[str] = set()  # local names whose first read may still come
+        self.deletes = True  # whether a `del` may make a name pending again
 
     def bound_in(self, body: list[ast.stmt]) -> set[str]:
         """`_bound_in(body)`, once per body (a loop's test, body and end all ask)."""
@@ -178,6 +188,8 @@ class _Checker:
         """Flag reads, in an expression evaluated in this scope, of local names not bound.
         As pylint does, only a name's first read in the scope is checked: once read, a name
         is taken as defined (pylint calls it consumed)."""
+        if not self.pending:
+            return  # every name that is read has been: nothing left to find
         for child in _walk_expression(node):
             if (
                 isinstance(child, ast.Name)
@@ -186,6 +198,7 @@ class _Checker:
                 and child.id not in self.consumed
             ):
                 self.consumed.add(child.id)
+                self.pending.discard(child.id)
                 if not (
                     bound is _ALL
                     or child.id in bound
@@ -200,6 +213,8 @@ class _Checker:
         lenient: Lenient = _NOTHING,
     ) -> frozenset[str]:
         for statement in statements:
+            if not self.pending and not self.deletes:
+                return bound  # nothing left to find: what is bound no longer matters
             bound = self.statement(statement, bound, lenient)
         return bound
 
@@ -238,7 +253,9 @@ class _Checker:
                 for target in targets:
                     self.read(target, bound, lenient)
                 deleted = {n for t in targets for n in _targets(t)}
-                self.consumed -= deleted  # stricter than pylint: a read after `del` fails
+                # stricter than pylint: a read after `del` fails
+                self.consumed -= deleted
+                self.pending |= deleted & self.local
                 return bound - deleted
             case ast.Return() | ast.Raise() | ast.Break() | ast.Continue():
                 for part in children(node):

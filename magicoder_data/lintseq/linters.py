@@ -47,11 +47,13 @@ _PREDEFINED = frozenset(dir(builtins)) | {
 class PythonLinter:
     """Syntax and indentation via `compile` (its SyntaxWarnings too: `(a, b)(c)` is pylint's
     not-callable); undefined names via the compiler's own symbol tables (`symtable`), which
-    resolve every scope the way Python does; and the `flow` checks for the rest of what pylint's
-    error checks report after deletions: locals read before they are bound (used-before-
-    assignment), methods that lost `self` or their return value, `self` members no longer bound
-    or not in `__slots__`, property parts and redefinitions, results of functions that return
-    nothing, members of functions. Checked against pylint itself (`tests/parity.py`).
+    resolve every scope the way Python does; and checks for the rest of what pylint's error
+    checks report after deletions, on one walk of the tree (`nodes`): `flow` (locals read
+    before they are bound, methods that lost `self` or their return value, members no longer
+    bound, property parts, redefinitions, results of functions that return nothing), `values`
+    (values that can only be None, shadowed except clauses) and `calls` (format strings and
+    calls that no longer fit, names a standard-library module lacks). Checked against pylint
+    itself (`tests/parity.py`).
     """
 
     def errors(self, code: str) -> list[tuple[int, str]]:
@@ -61,12 +63,12 @@ class PythonLinter:
                 warnings.simplefilter("always")
                 compile(tree, "<lintseq>", "exec", dont_inherit=True)
             top = symtable.symtable(code, "<lintseq>", "exec")
-            missing = _undefined_names(top)
         except SyntaxError as exc:
             return [(max(1, exc.lineno or 1), f"syntax: {exc.msg}")]
         except (ValueError, RecursionError) as exc:  # null bytes, absurd nesting
             return [(1, f"syntax: {exc}")]
         nodes = Nodes(tree)
+        missing = _undefined_names(top, bool(nodes.of(ast.Global)))
         unbound = [
             *unbound_reads(nodes, top),
             *class_errors(nodes),
@@ -97,23 +99,31 @@ class PythonLinter:
         )
 
 
-def _undefined_names(top: symtable.SymbolTable) -> set[str]:
-    """Names some scope reads as globals that the module never binds."""
-    bound = {
-        s.get_name()
-        for s in top.get_symbols()
-        if s.is_assigned() or s.is_imported() or s.is_parameter()
-    }
-    read, tables = set(), [top]
+def _undefined_names(top: symtable.SymbolTable, declares_globals: bool) -> set[str]:
+    """Names some scope reads as globals that the module never binds; `declares_globals`
+    says whether the program has a `global` statement (one that binds a module name)."""
+    bound, read = set(), set()
+    for symbol in top.get_symbols():
+        if symbol.is_assigned() or symbol.is_imported() or symbol.is_parameter():
+            bound.add(symbol.get_name())
+        if symbol.is_referenced():
+            read.add(symbol.get_name())
+    tables = list(top.get_children())
     while tables:
         table = tables.pop()
-        for symbol in table.get_symbols():
-            name = symbol.get_name()
-            if table is not top and symbol.is_declared_global() and symbol.is_assigned():
-                bound.add(name)  # `global x` then `x = ...` inside a function
-            if symbol.is_referenced() and (table is top or symbol.is_global()):
-                read.add(name)
         tables.extend(table.get_children())
+        if isinstance(table, symtable.Function):
+            # Its globals: names it reads from the module, or declares global.
+            names = table.get_globals()
+            read.update(names)
+            if not declares_globals:
+                continue
+            declared = [table.lookup(n) for n in names]
+        else:  # a class body: the names it reads that are not its own
+            declared = [s for s in table.get_symbols() if s.is_global()]
+            read.update(s.get_name() for s in declared if s.is_referenced())
+        # `global x` then `x = ...` inside a function binds a module name
+        bound.update(s.get_name() for s in declared if s.is_declared_global() and s.is_assigned())
     missing = read - bound - _PREDEFINED
     # A name read in a class is mangled there (`__marker` is `_Class__marker`): the AST has
     # the name as written.

@@ -14,28 +14,55 @@ from typing import Any
 #: `try` statements (`try ... except*` from Python 3.11 on).
 TRIES: tuple[type, ...] = tuple(t for t in (ast.Try, getattr(ast, "TryStar", None)) if t)
 
-#: Each node type's fields that may hold nodes: not `ctx` (Load and Store are no help here)
-#: nor fields that hold names or constants (a type's field holds one kind of value).
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+#: Fields that never hold a node the checks look for: names, numbers, strings, and the
+#: expression contexts and operators (Load, Store, Add, Eq) that nothing walks to.
+_NOT_CHILDREN = frozenset(
+    {
+        "ctx", "op", "ops", "id", "attr", "arg", "name", "module", "level", "kind",
+        "type_comment", "conversion", "is_async", "simple", "asname", "rest", "kwd_attrs",
+    }
+)  # fmt: skip
+#: Lists that may hold None (a `**` entry of a dict, a keyword-only parameter's missing
+#: default).
+_GAPPY = frozenset({(ast.Dict, "keys"), (ast.arguments, "kw_defaults")})
+#: Each node type's child fields: (name, 0 for one node or None, 1 for a list of nodes, 2 for
+#: a list that may hold None), learnt from the first node of the type (a field holds one kind).
+_CHILD_FIELDS: dict[type, tuple[tuple[str, int], ...]] = {}
 
 
 def children(node: ast.AST) -> list[ast.AST]:
-    """`ast.iter_child_nodes` without expression contexts or scalar fields, several times
-    faster: the checks walk parts of every state's tree."""
-    fields = _CHILD_FIELDS.get(type(node))
+    """`ast.iter_child_nodes` without names, constants, contexts and operators, several times
+    faster, and kept on the node: the checks walk parts of every state's tree again."""
+    found: list[ast.AST] | None = getattr(node, "_children", None)
+    if found is not None:
+        return found
+    kind = node.__class__
+    fields = _CHILD_FIELDS.get(kind)
     if fields is None:
-        fields = _CHILD_FIELDS[type(node)] = tuple(
-            f
+        fields = _CHILD_FIELDS[kind] = tuple(
+            (
+                f,
+                0
+                if not isinstance(getattr(node, f, None), list)
+                else 2
+                if (kind, f) in _GAPPY
+                else 1,
+            )
             for f in node._fields
-            if f != "ctx" and not (type(node) is ast.Constant or f in ("id", "attr", "arg"))
+            if f not in _NOT_CHILDREN
+            and not (kind is ast.Constant or kind in (ast.Global, ast.Nonlocal))
         )
-    found: list[ast.AST] = []
-    for name in fields:
+    found = []
+    for name, shape in fields:
         value = getattr(node, name, None)
-        if isinstance(value, ast.AST):
-            found.append(value)
-        elif value.__class__ is list:
-            found.extend(v for v in value if isinstance(v, ast.AST))
+        if shape == 1:
+            found += value
+        elif shape == 0:
+            if value is not None:
+                found.append(value)
+        else:
+            found += [v for v in value if v is not None]
+    node._children = found  # type: ignore[attr-defined]
     return found
 
 
@@ -54,8 +81,10 @@ class Nodes:
         self.tree = tree
         self._bound: dict[str, int] | None = None
         self._by_type: defaultdict[type, list[ast.AST]] = defaultdict(list)
-        for node in walk(tree):
-            self._by_type[type(node)].append(node)
+        found: list[ast.AST] = [tree]
+        for node in found:  # `walk`, grouping as it goes
+            self._by_type[node.__class__].append(node)
+            found.extend(children(node))
 
     def bound_names(self) -> dict[str, int]:
         """How many times each name is bound anywhere in the program (any scope); a name
