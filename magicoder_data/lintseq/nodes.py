@@ -54,7 +54,7 @@ def children(node: ast.AST) -> list[ast.AST]:
         )
     found = []
     for name, shape in fields:
-        value = getattr(node, name, None)
+        value: Any = getattr(node, name, None)
         if shape == 1:
             found += value
         elif shape == 0:
