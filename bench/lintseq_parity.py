@@ -5,7 +5,7 @@ Sequences are made with the fast in-process linter; every state of every program
 original, goes to one pylint process (`tests/parity.py`). Prints the states checked and the
 new errors by pylint message, for each seed.
 
-Usage: python bench/lintseq_parity.py [--programs 300] [--sequences 2] [--seeds 16,99]
+Usage: python bench/lintseq_parity.py [--programs 2000] [--sequences 2] [--seeds 16,99]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.parity import check, stdlib_programs
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--programs", type=int, default=300)
+    parser.add_argument("--programs", type=int, default=2000)
     parser.add_argument("--sequences", type=int, default=2)
     parser.add_argument("--seeds", default="16,99")
     args = parser.parse_args()

@@ -239,6 +239,55 @@ DELETED_STATES = [
     ),
     ("def fields(x):\n    return fields.values()\n", "has no 'values'"),
     ("def f(a, b):\n    return (a, b)(1)\n", "not callable"),
+    # a while loop reads in order (pylint is lenient in for loops only)
+    ("def f():\n    while True:\n        a = pos\n        pos = 1\n", "'pos'"),
+    ("def f(xs):\n    for x in xs:\n        print(m)\n        with x:\n            m = 1\n", "'m'"),
+    # values that can only be None
+    ("def f(s):\n    z = None\n    if s:\n        print(1)\n    return '%' in z\n", "'z' is None"),
+    ("X = None\ndef f():\n    return X[0]\n", "'X' is None"),
+    (
+        "class C:\n    def __init__(self):\n        self.v = None\n    def m(self):\n        return self.v[0]\n",
+        "'self.v' is None",
+    ),
+    ("def f():\n    pass\nfor x in f():\n    print(x)\n", "iterating over the result of 'f'"),
+    ("def f():\n    return\ny = f()\n", "which returns None"),
+    # members as pylint counts them
+    ("class C:\n    @classmethod\n    def m(self):\n        return self.data\n", "no class member"),
+    ("class C:\n    def m(self):\n        self.n += 1\n", "no member 'n'"),
+    (
+        "class C:\n    def __init__(self):\n        setattr(self, 'a', 1)\n    def m(self):\n        return self.a\n",
+        "no member 'a'",
+    ),
+    ("class C:\n    def m(self):\n        return self.__isabstractmethod__\n", "no member"),
+    (
+        "class C:\n    def d(self):\n        return 1, 2\n    def m(self):\n        a, b = self.d\n",
+        "method 'd' cannot be unpacked",
+    ),
+    (
+        "class C:\n    def d(self):\n        return 1\n    def m(self):\n        return self.d.x\n",
+        "has no 'x'",
+    ),
+    ("def f():\n    total += 1\n", "'total'"),
+    (
+        "class C:\n    @property\n    def p(self):\n        pass\n    def m(self):\n        a, b = self.p\n",
+        "property 'p' is None",
+    ),
+    # calls that no longer fit
+    ("print('%s of %s' % (1,))\n", "takes 2 values, given 1"),
+    ("print('{} {}'.format(1))\n", "takes 2 values, given 1"),
+    ("def f(a, b):\n    return a\nf(1)\n", "missing a required argument: 'b'"),
+    ("def f(a):\n    return a\nf(1, 2)\n", "too many positional arguments"),
+    ("class K:\n    def __init__(self, x):\n        self.x = x\nK()\n", "call of 'K'"),
+    ("class K:\n    def m(self, y):\n        return self.m()\n", "call of 'self.m'"),
+    ("import collections\ncollections.namedtuple('P')\n", "'field_names'"),
+    ("def f():\n    import shutil\n    shutil.copyfile('a')\n", "'dst'"),
+    ("print(', '.join())\n", "'iterable'"),
+    ("from os import no_such_name\n", "no name 'no_such_name' in module 'os'"),
+    ("def f():\n    return vars['x']\n", "builtin function 'vars'"),
+    (
+        "try:\n    pass\nexcept Exception:\n    pass\nexcept OSError:\n    pass\n",
+        "OSError caught by an earlier except",
+    ),
 ]
 
 
@@ -260,6 +309,14 @@ def test_the_fast_linter_flags_what_deletions_leave(state, message):
         "class C:\n    @property\n    def x(self):\n        return 1\n    @x.setter\n    def x(self, v):\n        self._x = v\n",
         "class C:\n    @classmethod\n    def m(cls):\n        return cls\n",
         "class C:\n    def __init__(self):\n        self.a = 1\n    def m(self):\n        return self.a\n",
+        # pylint checks a name's first read only, and trusts guards against None
+        "def f(a):\n    if a:\n        x = 1\n        print(x)\n    print(x)\n",
+        "def f(a):\n    x = None\n    if x is not None:\n        print(x[0])\n    return x and x[1]\n",
+        "def f(a):\n    x = None\n    if x is None:\n        return 0\n    return 1 in x\n",
+        "def f(xs):\n    x = None\n    for y in xs:\n        x = y\n    return x[0]\n",
+        "import os.path\nprint(os.path.join('a', 'b'), '{0}-{0}'.format(1), '%d%%' % (1,))\n",
+        "try:\n    from os import no_such_name\nexcept ImportError:\n    pass\n",
+        "class C:\n    def __new__(cls):\n        self = super().__new__(cls)\n        self.a = 1\n        return self\n    def m(self):\n        return self.a\n",
     ],
 )
 def test_the_fast_linter_passes_what_python_runs(program):
@@ -268,9 +325,10 @@ def test_the_fast_linter_passes_what_python_runs(program):
 
 def test_parity_with_pylint_on_real_programs():
     """Every state of sequences made with the fast linter, checked by pylint (errors only)
-    against its original: no new error (a sample; `bench/lintseq_parity.py` runs 300)."""
+    against its original: no new error (a sample from across the standard library;
+    `bench/lintseq_parity.py` runs all of it)."""
     from tests.parity import check, stdlib_programs
 
-    found = check(stdlib_programs(60), sequences=2, seed=16)
-    assert found.programs == 60 and found.states > 500
+    found = check(stdlib_programs(2000)[::15], sequences=2, seed=16)
+    assert found.programs > 60 and found.states > 500
     assert found.new_errors == [], dict(found.by_symbol)

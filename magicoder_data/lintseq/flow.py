@@ -53,7 +53,9 @@ def unbound_reads(nodes: Nodes, top: symtable.SymbolTable) -> list[tuple[int, st
     tables = _tables(top)
     found: list[tuple[int, str]] = []
     star = any(isinstance(n, ast.ImportFrom) and n.names[0].name == "*" for n in tree.body)
-    read = {n.id for n in nodes.of(ast.Name) if not isinstance(n.ctx, ast.Store)}
+    read = {n.id for n in nodes.of(ast.Name) if not isinstance(n.ctx, ast.Store)} | {
+        n.target.id for n in nodes.of(ast.AugAssign) if isinstance(n.target, ast.Name)
+    }
     deletes = bool(nodes.of(ast.Delete))
     for scope, local in _scopes(tree, nodes, tables):
         if star and isinstance(scope, ast.Module):
@@ -653,14 +655,28 @@ def _methods_as_values(
     methods: list[Method], uses: list[tuple[str, _SelfUse]], data: set[str]
 ) -> list[tuple[int, str]]:
     """`self.name` used as data (`.attr`, `[i]`, unpacked, iterated) where `name` can only be a
-    plain method: its `@property` line deleted, say. `data` is what else the class binds."""
+    plain method (its `@property` line deleted, say), or a property whose getter returns
+    nothing (its `return` deleted). `data` is what else the class binds."""
     names = [m.name for m in methods]
-    plain = {m.name for m in methods if not m.decorator_list and names.count(m.name) == 1} - data
+    single = {m.name: m for m in methods if names.count(m.name) == 1 and m.name not in data}
+    plain = {name for name, m in single.items() if not m.decorator_list}
+    empty = {
+        name
+        for name, m in single.items()
+        if [_decorator_name(d).rsplit(".", 1)[-1] for d in m.decorator_list]
+        in (["property"], ["cached_property"])
+        and _gives(m, decorated=True) is not None
+    }
     return [
         (line, f"method {name!r} {what}")
         for _, use in uses
         for line, name, what in use.as_value
         if name in plain
+    ] + [
+        (line, f"property {name!r} is None and {what}")
+        for _, use in uses
+        for line, name, what in use.as_value
+        if name in empty and not what.startswith("has no")
     ]
 
 
@@ -829,17 +845,18 @@ def _called(call: ast.Call) -> str | None:
     return None
 
 
-def _gives(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+def _gives(function: ast.FunctionDef | ast.AsyncFunctionDef, decorated: bool = False) -> str | None:
     """ "nothing" for a function with no `return`, "None" for one whose returns are all bare or
-    None, None for any other, or one pylint leaves alone: async, decorated, a generator, a
-    body that only raises, or one that starts by raising NotImplementedError."""
+    None, None for any other, or one pylint leaves alone: async, decorated (unless
+    `decorated`: a property's getter), a generator, a body that only raises, or one that
+    starts by raising NotImplementedError."""
     body = function.body
     if ast.get_docstring(function, clean=False) is not None and len(body) > 1:
         body = body[1:]
     first = body[0]
     if (
         isinstance(function, ast.AsyncFunctionDef)
-        or function.decorator_list
+        or (function.decorator_list and not decorated)
         or (len(body) == 1 and isinstance(first, ast.Raise))
         or (isinstance(first, ast.Raise) and "NotImplementedError" in ast.dump(first))
     ):
