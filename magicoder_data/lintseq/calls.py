@@ -32,8 +32,9 @@ _PERCENT = re.compile(
     r"%(?P<key>\([^)]*\))?[#0\- +]*(?P<width>\*|\d+)?(?:\.(?P<precision>\*|\d+))?[hlL]?(?P<type>.)",
     re.DOTALL,
 )
-#: Standard-library modules never imported here: importing them acts (a browser, a poem).
-_NEVER_IMPORT = frozenset({"antigravity", "this", "__hello__", "__phello__", "idlelib", "turtle"})
+#: Standard-library packages never imported here: importing them, or a module in them, acts
+#: (a browser, a poem, a demo window).
+_NEVER_IMPORT = frozenset({"antigravity", "this", "idlelib", "turtle", "turtledemo"})
 
 
 def format_errors(nodes: Nodes) -> list[tuple[int, str]]:
