@@ -239,6 +239,16 @@ DELETED_STATES = [
     ),
     ("def fields(x):\n    return fields.values()\n", "has no 'values'"),
     ("def f(a, b):\n    return (a, b)(1)\n", "not callable"),
+    # what the compiler and its symbol tables reject
+    ("def f():\n    pass\nreturn 1\n", "'return' outside function"),
+    ("def f(xs):\n    print(xs)\nbreak\n", "'break' outside loop"),
+    ("def f(xs):\n    print(xs)\ncontinue\n", "'continue' not properly in loop"),
+    ("def f():\n    await g()\n", "'await' outside async function"),
+    ("class C:\n    yield 1\n", "'yield' outside function"),
+    ("def f():\n    nonlocal x\n", "no binding for nonlocal 'x' found"),
+    ("def f(a):\n    global a\n", "is parameter and global"),
+    ("def f(a, a):\n    return a\n", "duplicate argument"),
+    ("def f():\n    print(undefined_thing)\n", "undefined name 'undefined_thing'"),
     # a while loop reads in order (pylint is lenient in for loops only)
     ("def f():\n    while True:\n        a = pos\n        pos = 1\n", "'pos'"),
     ("def f(xs):\n    for x in xs:\n        print(m)\n        with x:\n            m = 1\n", "'m'"),
