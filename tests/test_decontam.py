@@ -174,8 +174,8 @@ def test_decontaminate_stage_and_audit_cli(tmp_path: Path):
     assert "1 samples dropped" in result.stdout
     status = json.loads(run_cli("status", run, "--json", check=True).stdout)["stages"]
     assert status["decontaminate"]["drops"] == {
-        "python": {"leak/tfidf": 1}
-    }  # too short for the others
+        "python": {"leak/fuzzy": 1}
+    }  # too short for substring and n-grams; the same code token for token
     again = run_cli("decontaminate", run, "--benchmarks", f"humaneval,{spec}", check=True)
     assert "1 samples dropped" in again.stdout  # nothing rescanned, the count stands
     report = tmp_path / "report"
@@ -190,7 +190,7 @@ def test_decontaminate_stage_and_audit_cli(tmp_path: Path):
     assert f"{contaminated}: 1 of 2 samples flagged" in result.stdout
     lines = [json.loads(line) for line in (report / "flagged.jsonl").read_text().splitlines()]
     assert {x["id"] for x in lines} == {"s0"}
-    assert {"substring", "ngram", "execution", "tfidf"} == {
+    assert {"substring", "ngram", "execution", "fuzzy", "tfidf"} == {
         x["method"] for x in lines if x["item_id"] == "HumanEval/0"
     }
     evidence = next(x["evidence"] for x in lines if x["method"] == "execution")
@@ -203,3 +203,51 @@ def test_decontaminate_stage_and_audit_cli(tmp_path: Path):
     assert (report / "report.md").read_text().count("| ") > 4
     bad = run_cli("audit", contaminated, "--fields", "question", "--report", report)
     assert bad.returncode == 1 and "has no field 'question'" in bad.stderr
+
+
+FUZZY = Scanner(ITEMS, Settings(methods=("fuzzy",)))
+RENAMED_0 = """Check a list of readings for two values nearer than a tolerance.
+```python
+from typing import List
+
+
+def any_two_close(values: List[float], tolerance: float) -> bool:
+    # compare every pair once
+    for a, first in enumerate(values):
+        for b, second in enumerate(values):
+            if a != b:
+                gap = abs(first - second)
+                if gap < tolerance:
+                    return True
+
+    return False
+```
+"""
+
+
+def test_fuzzy_flags_renamed_code_with_aligned_spans():
+    """Every identifier renamed, the docstring gone, a comment added: the text methods see
+    nothing in common, the token-normalised code is the same."""
+    assert flagged([RENAMED_0]) == {}
+    matches, _, _ = FUZZY.scan([RENAMED_0])
+    [match] = [m for m in matches if m.item_id == "HumanEval/0"]
+    assert match.method == "fuzzy" and match.score >= 0.95
+    spans = json.loads(match.span)
+    code = RENAMED_0.split("```python\n")[1].split("```")[0]
+    marked = "".join(code[a:b] for a, b in spans["sample"])
+    assert "def any_two_close" in marked and "return False" in marked
+    assert "compare every pair" not in marked  # comments are not code
+    item = full("HumanEval/0")
+    assert "def has_close_elements" in "".join(item[a:b] for a, b in spans["item"])
+
+
+def test_fuzzy_leaves_clean_code_and_other_languages_alone():
+    java = "Sum a list.\n```java\nclass Sum { int sum(int[] xs) { int t = 0; for (int x : xs) t += x; return t; } }\n```\n"
+    matches, _, _ = FUZZY.scan([*UNRELATED, java], languages=["python"] * len(UNRELATED) + ["java"])
+    assert matches == []
+
+
+def test_fuzzy_threshold_is_an_option(tmp_path: Path):
+    run = generated_run(tmp_path / "run", "python=2")
+    bad = run_cli("decontaminate", run, "--fuzzy-threshold", "2")
+    assert bad.returncode != 0 and "fuzzy" in bad.stderr and "Traceback" not in bad.stderr

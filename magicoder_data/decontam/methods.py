@@ -7,6 +7,9 @@
   index is built once per benchmark set and lookups are vectorised.
 - execution (`behaviour`): the sample's code passes a benchmark item's own tests, run in the
   sandbox against its TF-IDF closest items; catches reworded problems with renamed functions.
+- fuzzy (`fuzzy`): the sample's code, as tree-sitter tokens with identifiers abstracted and
+  comments dropped, is close to an item's by rapidfuzz's ratio; catches renamed and lightly
+  edited solutions in any language, with the aligned spans as evidence.
 - TF-IDF cosine: each sample's highest similarity to any item (sample = problem + solution,
   item = prompt + canonical solution, as in Magicoder's analysis). IDF comes from the benchmark
   items, so a sample's score does not depend on which other samples are scanned with it.
@@ -27,11 +30,12 @@ from ..config import OPTIONS
 from ..execution.sandbox import Sandbox
 from .behaviour import Behaviour, code_of
 from .benchmarks import BenchmarkItem
+from .fuzzy import FuzzyIndex, sample_code
 
 _WORD = re.compile(r"\w+")
-Method = Literal["substring", "ngram", "execution", "tfidf"]
+Method = Literal["substring", "ngram", "execution", "fuzzy", "tfidf"]
 #: Strongest evidence first: a dropped sample's reason names the first method that flagged it.
-METHODS: tuple[Method, ...] = ("substring", "ngram", "execution", "tfidf")
+METHODS: tuple[Method, ...] = ("substring", "ngram", "execution", "fuzzy", "tfidf")
 
 
 @pydantic_dataclass(frozen=True, config=OPTIONS)
@@ -42,6 +46,8 @@ class Settings:
     ngram: int = Field(default=10, ge=1)
     min_substring: int = Field(default=50, ge=1)
     tfidf_threshold: float = Field(default=0.45, gt=0, le=1)
+    #: Normalised token similarity (rapidfuzz ratio, 0..1) that flags (fuzzy).
+    fuzzy_threshold: float = Field(default=0.75, gt=0, le=1)
     #: Most benchmark items whose tests each Python sample runs (execution), closest first.
     candidates: int = Field(default=200, ge=1)
 
@@ -219,15 +225,20 @@ class Scanner:
             SubstringIndex(items, settings.min_substring) if "substring" in methods else None
         )
         self._ngrams = NgramIndex(items, settings.ngram) if "ngram" in methods else None
+        self._fuzzy = FuzzyIndex(items) if "fuzzy" in methods else None
         self._tfidf = TfidfIndex(items)
 
     def scan(
-        self, texts: list[str], codes: Sequence[str | None] | None = None
+        self,
+        texts: list[str],
+        codes: Sequence[str | None] | None = None,
+        languages: Sequence[str] | None = None,
     ) -> tuple[list[Match], np.ndarray, np.ndarray]:
         """Matches (sorted by text position), max TF-IDF similarity and that item's position.
 
         `codes` are the samples' Python code for the execution method (None: not Python);
-        by default, the Python code inside each text.
+        by default, the Python code inside each text. `languages` are the samples' languages
+        (Python by default), for the fuzzy method's tokens.
         """
         matches = []
         tokens = [words(text) for text in texts]
@@ -260,6 +271,24 @@ class Scanner:
                 bench = self.items[position]
                 matches.append(
                     Match(index, bench.benchmark, bench.item_id, "execution", 1.0, evidence)
+                )
+        if self._fuzzy is not None:
+            langs = languages or ["python"] * len(texts)
+            pairs = [
+                sample_code(text, lang, code)
+                for text, lang, code in zip(texts, langs, codes or [None] * len(texts), strict=True)
+            ]
+            for found in self._fuzzy.scan(pairs, self.settings.fuzzy_threshold):
+                bench = self.items[found.position]
+                matches.append(
+                    Match(
+                        found.index,
+                        bench.benchmark,
+                        bench.item_id,
+                        "fuzzy",
+                        round(found.score, 4),
+                        found.evidence,
+                    )
                 )
         if "tfidf" in self.settings.methods:
             for row in np.flatnonzero(best >= self.settings.tfidf_threshold):

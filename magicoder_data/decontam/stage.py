@@ -39,13 +39,16 @@ class ScanOptions(StrictModel):
     """Comma-separated: humaneval (default), mbpp, humanevalplus, mbppplus, apps, ds1000, gsm8k,
     livecodebench; NAME=FILE for a local copy; or a JSON spec file for your own."""
     methods: str | list[str] | None = None
-    """Any of substring, ngram, execution, tfidf (default all)."""
+    """Any of substring, ngram, execution, fuzzy, tfidf (default all)."""
     ngram: int | None = None
     """Words per n-gram (10)."""
     min_substring: int | None = None
     """Shortest benchmark text matched (50)."""
     threshold: float | None = None
     """TF-IDF similarity that flags (0.45)."""
+    fuzzy_threshold: float | None = None
+    """Similarity of identifier-abstracted code tokens that flags (0.75; pairs of fewer than
+    25 aligned tokens need 0.9)."""
     candidates: int | None = None
     """Most benchmark items whose tests each Python sample's functions run, closest by TF-IDF
     first, among those taking as many arguments (200)."""
@@ -81,6 +84,8 @@ class ScanOptions(StrictModel):
             "min_substring": DEFAULTS.min_substring,
             "threshold": DEFAULTS.tfidf_threshold,
         }
+        if "fuzzy" in (self.methods or (stored or {}).get("methods") or METHODS):
+            defaults["fuzzy_threshold"] = DEFAULTS.fuzzy_threshold
         given = self.model_dump(exclude_none=True, exclude={"unsafe_no_sandbox"})
         config = {**defaults, **(stored or {}), **given}
         if "execution" in config["methods"]:  # runs without it keep the config they stored
@@ -128,6 +133,7 @@ class ScanOptions(StrictModel):
                 "ngram": config["ngram"],
                 "min_substring": config["min_substring"],
                 "tfidf_threshold": config["threshold"],
+                "fuzzy_threshold": config.get("fuzzy_threshold", DEFAULTS.fuzzy_threshold),
                 "candidates": config.get("candidates", DEFAULTS.candidates),
             },
             names={"tfidf_threshold": "threshold"},
@@ -193,7 +199,7 @@ def _record(
     ids = [s.seed_id for s in chunk]
     texts = [sample_text(s.problem, s.solution) for s in chunk]
     codes = [s.solution_code if s.language == "python" else None for s in chunk]
-    matches, best, where = scanner.scan(texts, codes)
+    matches, best, where = scanner.scan(texts, codes, [s.language for s in chunk])
     similarity = [
         (seed_id, float(score), items[w].benchmark, items[w].item_id)
         for seed_id, score, w in zip(ids, best, where, strict=True)
