@@ -70,7 +70,11 @@ def variants(item: BenchmarkItem) -> dict[str, tuple[str, str]]:
     )
     docstring = ast.get_docstring(function) or ""
     local = sorted(
-        {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        {
+            n.id
+            for n in ast.walk(function)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
         | {a.arg for a in ast.walk(function) if isinstance(a, ast.arg)}
     )
     renamed = {name: f"{name}_{i}x" for i, name in enumerate(local)}
@@ -121,7 +125,9 @@ def labelled(items: list[BenchmarkItem]) -> list[tuple[str, str]]:
             label = "reworded_by_hand" if row["label"] == "reworded" else "clean_by_hand"
             rows.append((label, sample_text(row["problem"], row["solution"])))
     for code in stdlib_functions():
-        rows.append(("clean_stdlib", sample_text("Implement the function.", f"```python\n{code}\n```")))
+        rows.append(
+            ("clean_stdlib", sample_text("Implement the function.", f"```python\n{code}\n```"))
+        )
     return rows
 
 
@@ -153,7 +159,9 @@ def main() -> None:
     header = "  ".join(f"{label[:9]:>9}" for label in dict.fromkeys(labels))
     print(f"{len(rows)} samples; columns: flagged/total per class")
     print(f"{'method':<28} {header}")
-    low = Scanner(items, Settings(methods=("substring", "ngram", "fuzzy", "tfidf"), fuzzy_threshold=0.5))
+    low = Scanner(
+        items, Settings(methods=("substring", "ngram", "fuzzy", "tfidf"), fuzzy_threshold=0.5)
+    )
     found = flagged_by(low, texts)
     for method in ("substring", "ngram"):
         report(method, set(found.get(method, {})), labels)
