@@ -12,12 +12,9 @@ Usage: python bench/bench_fuzzy.py [--samples 75000]
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import sys
-import sysconfig
 import time
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -25,32 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from magicoder_data.decontam.benchmarks import BenchmarkItem, load, resolve
 from magicoder_data.decontam.methods import Scanner, Settings
 from magicoder_data.decontam.stage import CHUNK, sample_text
-
-
-def functions(low: int, high: int) -> list[str]:
-    """Top-level functions of the standard library with low..high lines."""
-    found = []
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
-        try:
-            source = path.read_text(encoding="utf-8")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tree = ast.parse(source)
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        lines = source.split("\n")
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and node.end_lineno:
-                if low <= node.end_lineno - node.lineno + 1 <= high:
-                    found.append("\n".join(lines[node.lineno - 1 : node.end_lineno]))
-    return found
+from tests.parity import stdlib_functions
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=75_000)
     args = parser.parse_args()
-    code = functions(5, 60)
+    code = stdlib_functions(5, 60)
     items = [item for spec in resolve(["humaneval"]) for item in load(spec)]
     items += [
         BenchmarkItem("mbpp-shaped", str(n), {"question": "Write a function.", "solution": c})

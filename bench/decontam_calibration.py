@@ -21,8 +21,6 @@ from __future__ import annotations
 import ast
 import json
 import sys
-import sysconfig
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from magicoder_data.decontam.benchmarks import BenchmarkItem, load, resolve
 from magicoder_data.decontam.methods import Scanner, Settings
 from magicoder_data.decontam.stage import sample_text
+from tests.parity import stdlib_functions
 
 DATA = Path(__file__).with_name("data") / "labelled_humaneval.jsonl"
 POSITIVE = ("copy", "light_edit", "reworded", "reworded_by_hand")
@@ -94,25 +93,6 @@ def variants(item: BenchmarkItem) -> dict[str, tuple[str, str]]:
     }
 
 
-def stdlib_functions(lines: tuple[int, int] = (15, 40)) -> list[str]:
-    """Top-level functions of the standard library of 15-40 lines: real code, many topics."""
-    found = []
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
-        try:
-            source = path.read_text(encoding="utf-8")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tree = ast.parse(source)
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        text = source.split("\n")
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and node.end_lineno:
-                if lines[0] <= node.end_lineno - node.lineno + 1 <= lines[1]:
-                    found.append("\n".join(text[node.lineno - 1 : node.end_lineno]))
-    return found
-
-
 def labelled(items: list[BenchmarkItem]) -> list[tuple[str, str]]:
     """(label, text) of every sample of the set."""
     rows: list[tuple[str, str]] = []
@@ -124,7 +104,7 @@ def labelled(items: list[BenchmarkItem]) -> list[tuple[str, str]]:
         if row["label"] in ("reworded", "clean"):
             label = "reworded_by_hand" if row["label"] == "reworded" else "clean_by_hand"
             rows.append((label, sample_text(row["problem"], row["solution"])))
-    for code in stdlib_functions():
+    for code in stdlib_functions(15, 40):
         rows.append(
             ("clean_stdlib", sample_text("Implement the function.", f"```python\n{code}\n```"))
         )

@@ -14,6 +14,7 @@ import random
 import re
 import sysconfig
 import tempfile
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,29 @@ def stdlib_programs(limit: int, with_imports: bool = True) -> list[str]:
             if len(programs) == limit:
                 return programs
     return programs
+
+
+def stdlib_functions(low: int, high: int) -> list[str]:
+    """Top-level functions of low..high lines from the standard library, in file order: real
+    code on many topics (the decontamination benchmarks' negatives and stand-in items)."""
+    found = []
+    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
+        try:
+            source = path.read_text(encoding="utf-8")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(source)
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        lines = source.split("\n")
+        found += [
+            "\n".join(lines[node.lineno - 1 : node.end_lineno])
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef)
+            and node.end_lineno
+            and low <= node.end_lineno - node.lineno + 1 <= high
+        ]
+    return found
 
 
 @dataclass

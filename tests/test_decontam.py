@@ -242,8 +242,12 @@ def test_fuzzy_flags_renamed_code_with_aligned_spans():
 
 
 def test_fuzzy_leaves_clean_code_and_other_languages_alone():
-    java = "Sum a list.\n```java\nclass Sum { int sum(int[] xs) { int t = 0; for (int x : xs) t += x; return t; } }\n```\n"
-    matches, _, _ = FUZZY.scan([*UNRELATED, java], languages=["python"] * len(UNRELATED) + ["java"])
+    java = (
+        "Sum a list.\n```java\nclass Sum {\n  int sum(int[] xs) {\n    int t = 0;\n"
+        "    for (int x : xs) t += x;\n    return t;\n  }\n}\n```\n"
+    )
+    languages = ["python"] * len(UNRELATED) + ["java"]
+    matches, _, _ = FUZZY.scan([*UNRELATED, java], languages=languages)
     assert matches == []
 
 
