@@ -151,7 +151,7 @@ def test_library_callers_get_the_same_validation_as_the_cli(tmp_path: Path):
     for stage, values, field in [
         ("clean", {"near_duplicate": 3}, "near_duplicate"),
         ("decontaminate", {"threshold": 0}, "threshold"),
-        ("decontaminate", {"methods": "substring,fuzzy"}, "methods"),
+        ("decontaminate", {"methods": "substring,minhash"}, "methods"),
         ("generate", {"timeout": -1}, "timeout"),
         ("generate", {"backend": "lokal"}, "backend"),
         ("lintseq", {"samples": 0}, "samples"),
