@@ -186,7 +186,10 @@ def test_execution_catches_a_reworded_benchmark_problem_that_text_misses(tmp_pat
     assert "1 samples dropped (humaneval/execution 1)" in result.stdout
     drops = [json.loads(line) for line in run_cli("dump", run, "drops").stdout.splitlines()]
     (drop,) = [d for d in drops if d["stage"] == "decontaminate"]
-    assert drop["item"] == "0" and drop["detail"] == "humaneval/execution HumanEval/0"
+    # the reworded code keeps the item's structure, so the fuzzy method flags it too
+    assert drop["item"] == "0" and drop["detail"] == (
+        "humaneval/execution HumanEval/0; humaneval/fuzzy HumanEval/0"
+    )
     config = json.loads((run / "config.json").read_text())["decontaminate"]
     assert config["candidates"] == 200 and config["sandbox"] == "bubblewrap"
 
