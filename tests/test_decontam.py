@@ -255,3 +255,16 @@ def test_fuzzy_threshold_is_an_option(tmp_path: Path):
     run = generated_run(tmp_path / "run", "python=2")
     bad = run_cli("decontaminate", run, "--fuzzy-threshold", "2")
     assert bad.returncode != 0 and "fuzzy" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_audit_report_marks_the_code_fuzzy_aligned(tmp_path: Path):
+    run = generated_run(tmp_path / "run", "python=1")
+    data = tmp_path / "renamed.jsonl"
+    data.write_text(json.dumps({"id": "r0", "problem": RENAMED_0, "solution": ""}) + "\n")
+    report = tmp_path / "report"
+    run_cli("audit", run, data, "--methods", "fuzzy", "--report", report, check=True)
+    page = (report / "report.html").read_text()
+    marks = re.findall(r"<mark>(.*?)</mark>", page, re.DOTALL)
+    assert any("def any_two_close" in m for m in marks)  # the sample's side
+    assert any("def has_close_elements" in m for m in marks)  # HumanEval/0's side
+    assert not any("compare every pair" in m for m in marks)  # a comment is not code

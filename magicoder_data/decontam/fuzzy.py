@@ -184,6 +184,18 @@ class FuzzyIndex:
         )
 
 
+def aligned_spans(evidence: str | None, side: str) -> list[tuple[int, int]] | None:
+    """The character spans a fuzzy flag's evidence aligns on `side` ("sample": the sample's
+    code, "item": `item_code`), or None when `evidence` is not a fuzzy flag's."""
+    if not evidence or not evidence.startswith("{"):
+        return None
+    try:
+        spans = json.loads(evidence)[side]
+        return [(int(start), int(end)) for start, end in spans]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _character(number: int) -> str:
     """The character of the `number`th token, skipping the surrogate range."""
     code = _FIRST + number

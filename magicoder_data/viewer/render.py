@@ -16,6 +16,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer, TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from ..decontam.fuzzy import aligned_spans, item_code, sample_code
 from ..errors import ConfigError
 from ..languages import canonical
 
@@ -86,13 +87,44 @@ def marked(text: str | None, span: str | None) -> Markup:
     return Markup("".join(out))
 
 
+def aligned(text: str | None, evidence: str | None, side: str) -> Markup:
+    """`text` escaped, with the code a fuzzy flag aligned on `side` in `<mark>` (falls back
+    to `marked` for other evidence)."""
+    spans = aligned_spans(evidence, side)
+    if spans is None:
+        return marked(text, evidence)
+    text = text or ""
+    out, last = [], 0
+    for start, end in spans:
+        if start < last or end > len(text):
+            break  # evidence of another text: leave the rest unmarked
+        out += [html.escape(text[last:start]), f"<mark>{html.escape(text[start:end])}</mark>"]
+        last = end
+    out.append(html.escape(text[last:]))
+    return Markup("".join(out))
+
+
+def scanned_code(text: str | None) -> str:
+    """The code of a sample's text that the fuzzy method compared (as `audit` scans it)."""
+    found = sample_code(text or "", "python")
+    return found[1] if found else ""
+
+
 def environment() -> jinja2.Environment:
     """The templates (the viewer's pages and the audit report), autoescaping, with these
     functions as filters."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True
     )
-    env.filters.update(code=code, diff=diff, markdown=markdown, marked=marked)
+    env.filters.update(
+        aligned=aligned,
+        benchmark_code=item_code,
+        code=code,
+        diff=diff,
+        markdown=markdown,
+        marked=marked,
+        scanned_code=scanned_code,
+    )
     return env
 
 
