@@ -5,7 +5,9 @@ filters); deduplication runs after them in seed order so the first copy is the o
 
 - exact duplicates of the whitespace-normalised seed, problem or solution (Magicoder's rule);
 - near-duplicates by MinHash LSH (datasketch) over word 5-grams of problem + solution, above a
-  Jaccard threshold, one kept per cluster.
+  Jaccard threshold, one kept per cluster;
+- solutions whose code is the same but for names and layout (code tokens with identifiers
+  abstracted, LSH candidates verified by rapidfuzz's ratio).
 
 The stage is one pass over the run's parsed samples, written in one transaction: it is short,
 and an interrupted pass leaves nothing half-done.
@@ -29,7 +31,7 @@ from .languages import LANGUAGES
 from .records import Drop
 from .stage import DropReport, Progress, Stage
 from .store import RunStore
-from .syntax import has_errors
+from .syntax import code_tokens, has_errors
 
 STAGE = "clean"
 
@@ -42,6 +44,9 @@ class CleanConfig:
     max_solution: int = Field(default=20_000, gt=0)
     #: Jaccard threshold for MinHash LSH near-duplicates; 1.0 turns it off.
     near_duplicate: float = Field(default=0.75, gt=0, le=1)
+    #: rapidfuzz ratio of two solutions' code tokens (identifiers abstracted) that makes them
+    #: near-duplicates; 1.0 turns it off.
+    near_duplicate_code: float = Field(default=0.95, gt=0, le=1)
     num_perm: int = Field(default=128, ge=16)
 
 
@@ -200,6 +205,45 @@ class NearDuplicates:
         return None
 
 
+class CodeNearDuplicates:
+    """Solutions whose code is the same but for names and layout: two seeds that gave one
+    task in other words. MinHash LSH over 5-grams of the code's tokens (identifiers
+    abstracted, comments dropped) finds candidates; rapidfuzz's ratio of the token sequences
+    decides. Word shingles miss these (`bench/dedup_calibration.py`: 0 of 482 renamed
+    copies, against 418 here)."""
+
+    #: LSH's Jaccard threshold: loose, since the ratio decides.
+    CANDIDATES = 0.5
+
+    def __init__(self, threshold: float, num_perm: int) -> None:
+        from datasketch import MinHash, MinHashLSH
+
+        self._minhash = MinHash
+        self._lsh = MinHashLSH(threshold=self.CANDIDATES, num_perm=num_perm)
+        self._num_perm = num_perm
+        self._kept: dict[str, list[str]] = {}
+        self.threshold = threshold
+
+    def seen(self, key: str, code: str | None, language: str) -> str | None:
+        """The kept sample whose code `code` nearly duplicates, or None (and then it is kept)."""
+        from rapidfuzz import fuzz
+
+        if not code or language not in LANGUAGES:
+            return None
+        tokens = code_tokens(code, language).tokens
+        if len(tokens) < 5:
+            return None  # too short to call anything a copy of it
+        shingles = {"\0".join(tokens[i : i + 5]).encode() for i in range(len(tokens) - 4)}
+        signature = self._minhash(num_perm=self._num_perm, seed=1)
+        signature.update_batch(list(shingles))
+        for candidate in self._lsh.query(signature):
+            if fuzz.ratio(tokens, self._kept[candidate], score_cutoff=self.threshold * 100):
+                return candidate
+        self._lsh.insert(key, signature)
+        self._kept[key] = tokens
+        return None
+
+
 def clean_samples(samples: Iterable[ParsedSample], config: CleanConfig) -> list[Drop]:
     """The drops among `samples` (in seed order): failed checks, then duplicates."""
     checks = [cls(config) for cls in CHECKS]
@@ -209,6 +253,11 @@ def clean_samples(samples: Iterable[ParsedSample], config: CleanConfig) -> list[
     near = (
         NearDuplicates(config.near_duplicate, config.num_perm)
         if config.near_duplicate < 1
+        else None
+    )
+    near_code = (
+        CodeNearDuplicates(config.near_duplicate_code, config.num_perm)
+        if config.near_duplicate_code < 1
         else None
     )
     drops = []
@@ -226,6 +275,11 @@ def clean_samples(samples: Iterable[ParsedSample], config: CleanConfig) -> list[
             twin_key = near.seen(str(seed_id), f"{sample.problem}\n{sample.solution}")
             if twin_key is not None:
                 reason, detail = "near_duplicate", f"near {twin_key}"
+        if reason is None and near_code is not None:
+            language = sample.solution_lang or sample.language
+            twin_key = near_code.seen(str(seed_id), sample.solution_code, language)
+            if twin_key is not None:
+                reason, detail = "near_duplicate_code", f"same code as {twin_key} but for names"
         if reason is not None:
             drops.append(Drop(language, reason, str(seed_id), None, detail))
         else:  # only kept samples count as the first copy of anything
@@ -239,6 +293,9 @@ class CleanOptions(StrictModel):
 
     near_duplicate: float | None = None
     """MinHash Jaccard threshold for near-duplicates (0.75); 1 turns it off."""
+    near_duplicate_code: float | None = None
+    """Similarity of two solutions' code tokens, names abstracted, that makes them
+    near-duplicates (0.95); 1 turns it off."""
     min_problem: int | None = None
     """Shortest problem, characters (40)."""
     max_problem: int | None = None

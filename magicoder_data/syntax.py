@@ -7,6 +7,8 @@ cached: parsing is in-process C, fast enough to run on every sampled document.
 from __future__ import annotations
 
 import importlib
+import re
+from dataclasses import dataclass
 from functools import cache
 
 import tree_sitter as ts
@@ -57,3 +59,55 @@ def comment_nodes(language: str, tree: ts.Tree, first_row: int, last_row: int) -
 def has_errors(language: str, source: str) -> bool:
     """Whether tree-sitter finds syntax errors (ERROR or MISSING nodes) in `source`."""
     return parse(language, source.encode("utf-8", "surrogatepass")).root_node.has_error
+
+
+#: What every identifier becomes in `code_tokens`.
+IDENTIFIER = "ID"
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A program's normalised tokens and where each lies in the source (byte offsets)."""
+
+    tokens: list[str]
+    spans: list[tuple[int, int]]
+
+
+def code_tokens(code: str, language: str) -> Tokens:
+    """`code`'s tree-sitter tokens: identifiers as `ID`, no comments, docstrings or imports,
+    string literals whole."""
+    source = code.encode("utf-8", "surrogatepass")
+    tokens: list[str] = []
+    spans: list[tuple[int, int]] = []
+    stack = [parse(language, source).root_node]
+    while stack:
+        node = stack.pop()
+        kind = node.type
+        if (
+            kind.endswith("comment")
+            or _IMPORTS.search(kind)
+            or (
+                language == "python"
+                and kind == "expression_statement"
+                and node.named_child_count == 1
+                and node.named_children[0].type == "string"
+            )
+        ):
+            continue  # comments, docstrings and imports say little of the code
+        if node.child_count and not (node.is_named and "string" in kind):
+            stack.extend(reversed(node.children))
+            continue
+        if node.end_byte == node.start_byte:
+            continue  # a MISSING node the parser invented
+        if node.is_named and (kind.endswith("identifier") or kind in _NAMES):
+            tokens.append(IDENTIFIER)
+        else:
+            tokens.append(source[node.start_byte : node.end_byte].decode("utf-8", "replace"))
+        spans.append((node.start_byte, node.end_byte))
+    return Tokens(tokens, spans)
+
+
+#: Import-like statements of every grammar (`import`, `#include`, `using`, `use`, `package`).
+_IMPORTS = re.compile(r"import|include|using_directive|use_declaration|package_")
+#: Identifier node types of grammars that do not end them in "identifier".
+_NAMES = frozenset({"name", "variable_name", "constant", "word"})

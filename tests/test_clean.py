@@ -137,7 +137,38 @@ def test_near_duplicates_by_minhash():
         sample(2, snippet="b", problem=other, solution_code=code),
     ]
     assert reasons(samples) == {1: "near_duplicate"}
-    assert reasons(samples, near_duplicate=1.0) == {}
+    assert reasons(samples, near_duplicate=1.0) == {1: "near_duplicate_code"}
+    assert reasons(samples, near_duplicate=1.0, near_duplicate_code=1.0) == {}
+
+
+def test_the_same_code_under_other_names_is_a_near_duplicate():
+    """Two seeds, one task: other words, other names, other layout; the words share little."""
+    renamed = (
+        "def windowed_means(numbers, size):\n"
+        "    if size <= 0:\n"
+        "        raise ValueError('size must be positive')\n"
+        "    return [sum(numbers[j:j + size]) / size\n"
+        "            for j in range(len(numbers) - size + 1)]"
+    )
+    told_otherwise = (
+        "Given a sequence of readings and a window length, produce the mean of each run of "
+        "consecutive readings of that length; reject window lengths below one."
+    )
+    java = "class A {\n  int f(int x) {\n    return x + 1;\n  }\n}"
+    samples = [
+        sample(0),
+        sample(1, snippet="a", problem=told_otherwise, solution_code=renamed),
+        sample(
+            2,
+            snippet="b",
+            problem=told_otherwise + " In Java.",
+            solution_code=java,
+            solution_lang="java",
+            language="java",
+        ),
+    ]
+    assert reasons(samples) == {1: "near_duplicate_code"}
+    assert reasons(samples, near_duplicate_code=1.0) == {}
 
 
 def test_clean_cli_counts_reasons_and_decontaminate_skips_dropped(tmp_path: Path):
@@ -163,4 +194,6 @@ def test_a_dropped_sample_is_nobodys_first_copy():
             solution_code=CODE.replace("values[i:i + k]", "list(values)[i:i + k]"),
         ),
     ]
-    assert reasons(samples, near_duplicate=1.0) == {1: "duplicate_problem"}  # 2 is kept
+    assert reasons(samples, near_duplicate=1.0, near_duplicate_code=1.0) == {
+        1: "duplicate_problem"
+    }  # 2 is kept

@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..parse import code_blocks, main_code
-from ..syntax import parse
+from ..syntax import Tokens, code_tokens
 from .benchmarks import BenchmarkItem
 
-#: What every identifier becomes.
-IDENTIFIER = "ID"
 #: Pairs with fewer aligned tokens than this are short: many one-line functions look alike
 #: once names are abstracted, so a short pair flags only from SHORT_THRESHOLD up.
 SHORT = 25
@@ -33,54 +30,6 @@ SHORT_THRESHOLD = 0.9
 _UNSEEN = "\ufffd"
 #: Token characters start here (clear of ASCII, so a token string reads as codes).
 _FIRST = 0x100
-
-
-@dataclass(frozen=True)
-class Tokens:
-    """A program's normalised tokens and where each lies in the source (byte offsets)."""
-
-    tokens: list[str]
-    spans: list[tuple[int, int]]
-
-
-def normalise(code: str, language: str) -> Tokens:
-    """`code`'s tree-sitter tokens: identifiers as `ID`, no comments, docstrings or imports,
-    string literals whole."""
-    source = code.encode("utf-8", "surrogatepass")
-    tokens: list[str] = []
-    spans: list[tuple[int, int]] = []
-    stack = [parse(language, source).root_node]
-    while stack:
-        node = stack.pop()
-        kind = node.type
-        if (
-            kind.endswith("comment")
-            or _IMPORTS.search(kind)
-            or (
-                language == "python"
-                and kind == "expression_statement"
-                and node.named_child_count == 1
-                and node.named_children[0].type == "string"
-            )
-        ):
-            continue  # comments, docstrings and imports say little of the code
-        if node.child_count and not (node.is_named and "string" in kind):
-            stack.extend(reversed(node.children))
-            continue
-        if node.end_byte == node.start_byte:
-            continue  # a MISSING node the parser invented
-        if node.is_named and (kind.endswith("identifier") or kind in _NAMES):
-            tokens.append(IDENTIFIER)
-        else:
-            tokens.append(source[node.start_byte : node.end_byte].decode("utf-8", "replace"))
-        spans.append((node.start_byte, node.end_byte))
-    return Tokens(tokens, spans)
-
-
-#: Import-like statements of every grammar (`import`, `#include`, `using`, `use`, `package`).
-_IMPORTS = re.compile(r"import|include|using_directive|use_declaration|package_")
-#: Identifier node types of grammars that do not end them in "identifier".
-_NAMES = frozenset({"name", "variable_name", "constant", "word"})
 
 
 def sample_code(text: str, language: str, code: str | None = None) -> tuple[str, str] | None:
@@ -129,7 +78,7 @@ class FuzzyIndex:
         self.items = list(items)
         self.workers = workers
         self._codes = [item_code(item) for item in self.items]
-        self._tokens = [normalise(code, "python") for code in self._codes]
+        self._tokens = [code_tokens(code, "python") for code in self._codes]
         self._vocabulary: dict[str, str] = {}
         for tokens in self._tokens:
             for token in tokens.tokens:
@@ -148,7 +97,7 @@ class FuzzyIndex:
         samples = [(i, c) for i, c in enumerate(codes) if c is not None]
         if not samples or not self._choices:
             return []
-        tokens = [normalise(code, language) for _, (language, code) in samples]
+        tokens = [code_tokens(code, language) for _, (language, code) in samples]
         queries = [self._encode(t.tokens) for t in tokens]
         scores = process.cdist(
             queries,
