@@ -31,6 +31,17 @@ from magicoder_data.decontam.stage import sample_text
 from tests.parity import stdlib_functions
 
 DATA = Path(__file__).with_name("data") / "labelled_humaneval.jsonl"
+ROTATE = """Rotate a square matrix 90 degrees clockwise in place.
+```python
+def rotate(matrix):
+    n = len(matrix)
+    for i in range(n):
+        for j in range(i + 1, n):
+            matrix[i][j], matrix[j][i] = matrix[j][i], matrix[i][j]
+    for row in matrix:
+        row.reverse()
+    return matrix
+```"""
 POSITIVE = ("copy", "light_edit", "reworded", "reworded_by_hand")
 
 
@@ -104,6 +115,7 @@ def labelled(items: list[BenchmarkItem]) -> list[tuple[str, str]]:
         if row["label"] in ("reworded", "clean"):
             label = "reworded_by_hand" if row["label"] == "reworded" else "clean_by_hand"
             rows.append((label, sample_text(row["problem"], row["solution"])))
+    rows.append(("clean_by_hand", ROTATE))  # one common idiom shared with HumanEval/147
     for code in stdlib_functions(15, 40):
         rows.append(
             ("clean_stdlib", sample_text("Implement the function.", f"```python\n{code}\n```"))
@@ -140,7 +152,10 @@ def main() -> None:
     print(f"{len(rows)} samples; columns: flagged/total per class")
     print(f"{'method':<28} {header}")
     low = Scanner(
-        items, Settings(methods=("substring", "ngram", "fuzzy", "tfidf"), fuzzy_threshold=0.5)
+        items,
+        Settings(
+            methods=("substring", "ngram", "fuzzy", "tfidf"), fuzzy_threshold=0.5, ngram_share=0
+        ),
     )
     found = flagged_by(low, texts)
     for method in ("substring", "ngram"):
@@ -155,10 +170,11 @@ def main() -> None:
         kept = {i for i, s in found.get("fuzzy", {}).items() if s >= threshold}
         report(f"fuzzy >= {threshold}", kept, labels)
     defaults = Settings()
-    text = ("substring", "ngram")
-    union_text = set().union(*(set(found.get(m, {})) for m in text)) | {
-        i for i, s in found.get("tfidf", {}).items() if s >= defaults.tfidf_threshold
-    }
+    union_text = (
+        set(found.get("substring", {}))
+        | {i for i, s in found.get("ngram", {}).items() if s >= defaults.ngram_share}
+        | {i for i, s in found.get("tfidf", {}).items() if s >= defaults.tfidf_threshold}
+    )
     report("text (substring+ngram+tfidf)", union_text, labels)
     fuzzy = {i for i, s in found.get("fuzzy", {}).items() if s >= defaults.fuzzy_threshold}
     report(f"text + fuzzy {defaults.fuzzy_threshold}", union_text | fuzzy, labels)

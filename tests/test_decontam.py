@@ -268,3 +268,14 @@ def test_audit_report_marks_the_code_fuzzy_aligned(tmp_path: Path):
     assert any("def any_two_close" in m for m in marks)  # the sample's side
     assert any("def has_close_elements" in m for m in marks)  # HumanEval/0's side
     assert not any("compare every pair" in m for m in marks)  # a comment is not code
+
+
+def test_one_common_idiom_is_not_an_ngram_match():
+    """`for i in range(n): for j in range(i + 1, n)` is all a matrix rotation shares with
+    HumanEval/147: 2% of the item's n-grams, under the 5% an n-gram flag needs."""
+    from bench.decontam_calibration import ROTATE
+
+    assert flagged([ROTATE]) == {}
+    loose = Scanner(ITEMS, Settings(methods=("ngram",), ngram_share=0))
+    matches, _, _ = loose.scan([ROTATE])
+    assert [(m.item_id, m.method) for m in matches] == [("HumanEval/147", "ngram")]

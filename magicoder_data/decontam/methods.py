@@ -3,8 +3,9 @@
 - exact substring (the StarCoder/bigcode method): a benchmark docstring, prompt or solution
   appears in the sample, compared lower-cased with whitespace runs folded; one Aho-Corasick
   automaton scans each sample once.
-- word n-grams: the sample shares an n-word sequence (default 10) with a benchmark item; the
-  index is built once per benchmark set and lookups are vectorised.
+- word n-grams: the sample shares n-word sequences (default 10) with a benchmark item, at least
+  a share (default 5%) of the item's; the index is built once per benchmark set and lookups
+  are vectorised.
 - execution (`behaviour`): the sample's code passes a benchmark item's own tests, run in the
   sandbox against its TF-IDF closest items; catches reworded problems with renamed functions.
 - fuzzy (`fuzzy`): the sample's code, as tree-sitter tokens with identifiers abstracted and
@@ -44,6 +45,9 @@ class Settings:
 
     methods: tuple[Method, ...] = Field(default=METHODS, min_length=1)
     ngram: int = Field(default=10, ge=1)
+    #: Least share of an item's n-grams a sample must share: one common idiom (`for i in
+    #: range(n): for j in range(i + 1, n)`) is not contamination.
+    ngram_share: float = Field(default=0.05, ge=0, le=1)
     min_substring: int = Field(default=50, ge=1)
     tfidf_threshold: float = Field(default=0.45, gt=0, le=1)
     #: Normalised token similarity (rapidfuzz ratio, 0..1) that flags (fuzzy).
@@ -257,6 +261,8 @@ class Scanner:
                     )
             if self._ngrams:
                 for item, share, span in self._ngrams.find(tokens[i]):
+                    if share < self.settings.ngram_share:
+                        continue
                     matches.append(
                         Match(i, item.benchmark, item.item_id, "ngram", round(share, 4), span)
                     )

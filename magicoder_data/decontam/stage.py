@@ -42,6 +42,8 @@ class ScanOptions(StrictModel):
     """Any of substring, ngram, execution, fuzzy, tfidf (default all)."""
     ngram: int | None = None
     """Words per n-gram (10)."""
+    ngram_share: float | None = None
+    """Least share of a benchmark item's n-grams a sample must share (0.05)."""
     min_substring: int | None = None
     """Shortest benchmark text matched (50)."""
     threshold: float | None = None
@@ -81,9 +83,12 @@ class ScanOptions(StrictModel):
             "benchmarks": "humaneval",
             "methods": list(METHODS),
             "ngram": DEFAULTS.ngram,
+            "ngram_share": DEFAULTS.ngram_share,
             "min_substring": DEFAULTS.min_substring,
             "threshold": DEFAULTS.tfidf_threshold,
         }
+        if stored is not None and "ngram_share" not in stored:
+            defaults["ngram_share"] = 0.0  # a run started before the share keeps its n-grams
         if "fuzzy" in (self.methods or (stored or {}).get("methods") or METHODS):
             defaults["fuzzy_threshold"] = DEFAULTS.fuzzy_threshold
         given = self.model_dump(exclude_none=True, exclude={"unsafe_no_sandbox"})
@@ -131,6 +136,7 @@ class ScanOptions(StrictModel):
             {
                 "methods": tuple(config["methods"]),
                 "ngram": config["ngram"],
+                "ngram_share": config["ngram_share"],
                 "min_substring": config["min_substring"],
                 "tfidf_threshold": config["threshold"],
                 "fuzzy_threshold": config.get("fuzzy_threshold", DEFAULTS.fuzzy_threshold),
