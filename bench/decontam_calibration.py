@@ -8,10 +8,13 @@ solution with Python's own `ast`:
 - reworded: the function renamed too, the docstring dropped, a new one-line problem statement;
 and the 12 hand-written reworded problems of `data/labelled_humaneval.jsonl` (new wording, code
 rewritten, each passing its item's tests). Negatives: the 12 hand-written clean problems on
-HumanEval's topics, and every standard-library function of 15-40 lines (real code, many
-topics). Each method runs alone through `Scanner`, then in combinations; the table gives recall
-per positive class, false positives among the negatives, and precision. Fuzzy and n-gram
-thresholds are swept.
+HumanEval's topics, a clean matrix rotation, and every standard-library function of 15-40
+lines (real code, many topics). A second table does the same for MBPP-shaped items (a one-line
+question and a solution function; MBPP itself loads from the Hub, out of reach offline): 120
+standard-library functions as items, their copies, light edits and rewordings as positives, the
+other 362 functions as negatives. Each method runs alone through `Scanner`, then in
+combinations; the table gives recall per positive class, false positives among the negatives,
+and precision. Fuzzy and n-gram thresholds are swept.
 
 Usage: python bench/decontam_calibration.py
 """
@@ -72,13 +75,12 @@ class _Rename(ast.NodeTransformer):
 
 def variants(item: BenchmarkItem) -> dict[str, tuple[str, str]]:
     """(problem, solution) of the item's copy, light edit and programmatic rewording."""
-    code = item.texts["prompt"] + item.texts["solution"]
-    docstring = ""
+    code = item.texts.get("prompt", "") + item.texts["solution"]
     tree = ast.parse(code)
     function = next(
         n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == item.entry_point
     )
-    docstring = ast.get_docstring(function) or ""
+    docstring = item.texts.get("question") or ast.get_docstring(function) or ""
     local = sorted(
         {
             n.id
@@ -136,16 +138,44 @@ def flagged_by(scanner: Scanner, texts: list[str]) -> dict[str, dict[int, float]
 def report(name: str, flagged: set[int], labels: list[str]) -> None:
     counts = {label: labels.count(label) for label in dict.fromkeys(labels)}
     hits = {label: sum(1 for i in flagged if labels[i] == label) for label in counts}
-    positives = sum(hits[label] for label in POSITIVE)
+    positives = sum(hits.get(label, 0) for label in POSITIVE)
     false = sum(hits[label] for label in counts if label not in POSITIVE)
     precision = positives / max(1, positives + false)
     cells = "  ".join(f"{hits[label]:>4}/{counts[label]:<4}" for label in counts)
     print(f"{name:<28} {cells}  precision {precision:.3f}")
 
 
-def main() -> None:
-    items = [item for spec in resolve(["humaneval"]) for item in load(spec)]
-    rows = labelled(items)
+def mbpp_shaped(count: int) -> tuple[list[BenchmarkItem], list[tuple[str, str]]]:
+    """MBPP's shape (a one-line question, a solution function): the first `count` of the
+    standard-library functions as items, their copies, light edits and rewordings as
+    positives, the other functions as negatives."""
+    functions = stdlib_functions(15, 40)
+    items = []
+    for number, code in enumerate(functions[:count]):
+        name = ast.parse(code).body[0].name  # type: ignore[attr-defined]
+        question = f"Write a function {name} like the standard library's."
+        items.append(
+            BenchmarkItem(
+                "mbpp-shaped",
+                str(number),
+                {"question": question, "solution": code},
+                entry_point=name,
+            )
+        )
+    rows = [
+        (label, sample_text(problem, f"```python\n{solution}\n```"))
+        for item in items
+        for label, (problem, solution) in variants(item).items()
+    ]
+    rows += [
+        ("clean_stdlib", sample_text("Implement the function.", f"```python\n{code}\n```"))
+        for code in functions[count:]
+    ]
+    return items, rows
+
+
+def evaluate(items: list[BenchmarkItem], rows: list[tuple[str, str]]) -> None:
+    """The table for one benchmark set and its labelled samples."""
     labels = [label for label, _ in rows]
     texts = [text for _, text in rows]
     header = "  ".join(f"{label[:9]:>9}" for label in dict.fromkeys(labels))
@@ -178,6 +208,14 @@ def main() -> None:
     report("text (substring+ngram+tfidf)", union_text, labels)
     fuzzy = {i for i, s in found.get("fuzzy", {}).items() if s >= defaults.fuzzy_threshold}
     report(f"text + fuzzy {defaults.fuzzy_threshold}", union_text | fuzzy, labels)
+
+
+def main() -> None:
+    items = [item for spec in resolve(["humaneval"]) for item in load(spec)]
+    print("HumanEval items")
+    evaluate(items, labelled(items))
+    print("\nMBPP-shaped items (a question and a solution function)")
+    evaluate(*mbpp_shaped(120))
 
 
 if __name__ == "__main__":
