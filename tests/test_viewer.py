@@ -99,7 +99,7 @@ def viewed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     with FakeOpenAI(answer=answer) as server:
         run_generate(run, server.base_url, "--limit", "10", check=True)
-    run_cli("clean", run, "--min-problem", "0", check=True)
+    run_cli("clean", run, "--min-problem", "0", "--near-duplicate-code", "1", check=True)
     run_cli(
         "decontaminate",
         run,
