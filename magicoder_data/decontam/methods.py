@@ -279,23 +279,7 @@ class Scanner:
                     Match(index, bench.benchmark, bench.item_id, "execution", 1.0, evidence)
                 )
         if self._fuzzy is not None:
-            langs = languages or ["python"] * len(texts)
-            pairs = [
-                sample_code(text, lang, code)
-                for text, lang, code in zip(texts, langs, codes or [None] * len(texts), strict=True)
-            ]
-            for found in self._fuzzy.scan(pairs, self.settings.fuzzy_threshold):
-                bench = self.items[found.position]
-                matches.append(
-                    Match(
-                        found.index,
-                        bench.benchmark,
-                        bench.item_id,
-                        "fuzzy",
-                        round(found.score, 4),
-                        found.evidence,
-                    )
-                )
+            matches += self._fuzzy_matches(self._fuzzy, texts, codes, languages)
         if "tfidf" in self.settings.methods:
             for row in np.flatnonzero(best >= self.settings.tfidf_threshold):
                 item = self.items[where[row]]
@@ -311,3 +295,32 @@ class Scanner:
                 )
         matches.sort(key=lambda m: m.index)
         return matches, best, where
+
+    def _fuzzy_matches(
+        self,
+        index: FuzzyIndex,
+        texts: list[str],
+        codes: Sequence[str | None] | None,
+        languages: Sequence[str] | None,
+    ) -> list[Match]:
+        """The fuzzy method's flags: each sample's solution code against the items'."""
+        pairs = [
+            sample_code(text, language, code)
+            for text, language, code in zip(
+                texts,
+                languages or ["python"] * len(texts),
+                codes or [None] * len(texts),
+                strict=True,
+            )
+        ]
+        return [
+            Match(
+                found.index,
+                self.items[found.position].benchmark,
+                self.items[found.position].item_id,
+                "fuzzy",
+                round(found.score, 4),
+                found.evidence,
+            )
+            for found in index.scan(pairs, self.settings.fuzzy_threshold)
+        ]
