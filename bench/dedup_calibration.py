@@ -99,12 +99,16 @@ def code_minhash(threshold: float) -> Callable[[str, str, str], str | None]:
 def code_check(threshold: float) -> Callable[[str, str, str], str | None]:
     """The clean stage's check: code-token LSH candidates kept when rapidfuzz's ratio agrees."""
     finder = CodeNearDuplicates(threshold, 128)
-    return lambda key, problem, code: finder.seen(key, code, "python")
+    return lambda key, problem, code: finder.seen(
+        key, CodeNearDuplicates.fingerprint(code, "python", 128)
+    )
 
 
 def words(threshold: float) -> Callable[[str, str, str], str | None]:
     finder = NearDuplicates(threshold, 128)
-    return lambda key, problem, code: finder.seen(key, f"{problem}\n{code}")
+    return lambda key, problem, code: finder.seen(
+        key, NearDuplicates.signature(f"{problem}\n{code}", 128)
+    )
 
 
 def main() -> None:

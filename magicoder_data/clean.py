@@ -18,15 +18,17 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
-from collections.abc import Iterable
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from .config import OPTIONS, StrictModel, build
-from .generate import ParsedSample, count_parsed, parsed_samples
+from .config import OPTIONS, build
+from .executors import Executor, ExecutorOptions, Job, LocalExecutor, StoreRows
+from .generate import PARSED_COLUMNS, ParsedSample, count_parsed
 from .languages import LANGUAGES
 from .records import Drop
 from .stage import DropReport, Progress, Stage
@@ -34,6 +36,8 @@ from .store import RunStore
 from .syntax import code_tokens, has_errors
 
 STAGE = "clean"
+#: Samples checked per batch.
+BATCH = 512
 
 
 @pydantic_dataclass(frozen=True, config=OPTIONS)
@@ -179,30 +183,44 @@ def _normalised(text: str | None) -> bytes:
     return hashlib.blake2b(" ".join((text or "").split()).encode(), digest_size=16).digest()
 
 
+def _signature(shingles: set[bytes], num_perm: int) -> Any:
+    """A MinHash of `shingles`, lean (no permutations): cheap to ship back from a worker."""
+    from datasketch import LeanMinHash, MinHash
+
+    signature = MinHash(num_perm=num_perm, seed=1)
+    signature.update_batch(list(shingles))
+    return LeanMinHash(signature)
+
+
 class NearDuplicates:
     """MinHash LSH over word 5-gram shingles; remembers what it has kept."""
 
     def __init__(self, threshold: float, num_perm: int) -> None:
-        from datasketch import MinHash, MinHashLSH
+        from datasketch import MinHashLSH
 
-        self._minhash = MinHash
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self._num_perm = num_perm
         self._kept: dict[str, Any] = {}
         self.threshold = threshold
 
-    def seen(self, key: str, text: str) -> str | None:
-        """The kept sample `text` nearly duplicates, or None (and then it is kept)."""
+    @staticmethod
+    def signature(text: str, num_perm: int) -> Any:
+        """What `seen` compares: a MinHash of the text's word 5-grams."""
         tokens = re.findall(r"\w+", text.lower())
         shingles = {" ".join(tokens[i : i + 5]).encode() for i in range(max(1, len(tokens) - 4))}
-        signature = self._minhash(num_perm=self._num_perm, seed=1)
-        signature.update_batch(list(shingles))
+        return _signature(shingles, num_perm)
+
+    def seen(self, key: str, signature: Any) -> str | None:
+        """The kept sample this signature nearly duplicates, or None (and then it is kept)."""
         for candidate in self._lsh.query(signature):
             if signature.jaccard(self._kept[candidate]) >= self.threshold:
                 return candidate
         self._lsh.insert(key, signature)
         self._kept[key] = signature
         return None
+
+
+#: A solution's code tokens (identifiers abstracted) with their MinHash.
+CodePrint = tuple[list[str], Any]
 
 
 class CodeNearDuplicates:
@@ -216,26 +234,31 @@ class CodeNearDuplicates:
     CANDIDATES = 0.5
 
     def __init__(self, threshold: float, num_perm: int) -> None:
-        from datasketch import MinHash, MinHashLSH
+        from datasketch import MinHashLSH
 
-        self._minhash = MinHash
         self._lsh = MinHashLSH(threshold=self.CANDIDATES, num_perm=num_perm)
-        self._num_perm = num_perm
         self._kept: dict[str, list[str]] = {}
         self.threshold = threshold
 
-    def seen(self, key: str, code: str | None, language: str) -> str | None:
-        """The kept sample whose code `code` nearly duplicates, or None (and then it is kept)."""
-        from rapidfuzz import fuzz
-
+    @staticmethod
+    def fingerprint(code: str | None, language: str, num_perm: int) -> CodePrint | None:
+        """What `seen` compares, or None for code too short (or in no known language) to
+        call anything a copy of it."""
         if not code or language not in LANGUAGES:
             return None
         tokens = code_tokens(code, language).tokens
         if len(tokens) < 5:
-            return None  # too short to call anything a copy of it
+            return None
         shingles = {"\0".join(tokens[i : i + 5]).encode() for i in range(len(tokens) - 4)}
-        signature = self._minhash(num_perm=self._num_perm, seed=1)
-        signature.update_batch(list(shingles))
+        return tokens, _signature(shingles, num_perm)
+
+    def seen(self, key: str, fingerprint: CodePrint | None) -> str | None:
+        """The kept sample whose code this nearly duplicates, or None (and then it is kept)."""
+        from rapidfuzz import fuzz
+
+        if fingerprint is None:
+            return None
+        tokens, signature = fingerprint
         for candidate in self._lsh.query(signature):
             if fuzz.ratio(tokens, self._kept[candidate], score_cutoff=self.threshold * 100):
                 return candidate
@@ -244,51 +267,118 @@ class CodeNearDuplicates:
         return None
 
 
-def clean_samples(samples: Iterable[ParsedSample], config: CleanConfig) -> list[Drop]:
-    """The drops among `samples` (in seed order): failed checks, then duplicates."""
-    checks = [cls(config) for cls in CHECKS]
-    # Duplicate reasons name the seed as users know it; the attribute holds its snippet.
-    fields = {"seed": "snippet", "problem": "problem", "solution": "solution"}
-    seen: dict[str, dict[bytes, int]] = {name: {} for name in fields}
-    near = (
-        NearDuplicates(config.near_duplicate, config.num_perm)
-        if config.near_duplicate < 1
-        else None
-    )
-    near_code = (
-        CodeNearDuplicates(config.near_duplicate_code, config.num_perm)
-        if config.near_duplicate_code < 1
-        else None
-    )
-    drops = []
-    for sample in samples:
-        seed_id, language = sample.seed_id, sample.language
+#: Duplicate reasons name the seed as users know it; the attribute holds its snippet.
+FIELDS = {"seed": "snippet", "problem": "problem", "solution": "solution"}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What one sample's checks found, and the keys deduplication compares, computed apart
+    from the others (by any worker); `Deduplicator` then decides in seed order."""
+
+    seed_id: int
+    language: str
+    reason: str | None
+    keys: dict[str, bytes]
+    text: Any = None
+    code: CodePrint | None = None
+    code_language: str = ""
+
+
+@dataclass(frozen=True)
+class CleanJob(Job[ParsedSample, Checked]):
+    """The clean stage's per-sample work as a pure function over batches: checks, exact keys,
+    MinHash signatures and code tokens."""
+
+    config: CleanConfig
+
+    @contextmanager
+    def open(self, cores: int) -> Iterator[Callable[[list[ParsedSample]], list[Checked]]]:
+        checks = [cls(self.config) for cls in CHECKS]
+        yield lambda samples: [self.check(sample, checks) for sample in samples]
+
+    def check(self, sample: ParsedSample, checks: list[Check]) -> Checked:
+        config = self.config
         reason = next((r for c in checks if (r := c.check(sample))), None)
-        detail = None
-        keys = {name: _normalised(getattr(sample, field)) for name, field in fields.items()}
+        keys = {name: _normalised(getattr(sample, field)) for name, field in FIELDS.items()}
+        if reason is not None:
+            return Checked(sample.seed_id, sample.language, reason, keys)
+        code_language = sample.solution_lang or sample.language
+        return Checked(
+            sample.seed_id,
+            sample.language,
+            None,
+            keys,
+            NearDuplicates.signature(f"{sample.problem}\n{sample.solution}", config.num_perm)
+            if config.near_duplicate < 1
+            else None,
+            CodeNearDuplicates.fingerprint(sample.solution_code, code_language, config.num_perm)
+            if config.near_duplicate_code < 1
+            else None,
+            code_language,
+        )
+
+
+class Deduplicator:
+    """Decides, in seed order, which checked samples copy one kept before them."""
+
+    def __init__(self, config: CleanConfig) -> None:
+        self._seen: dict[str, dict[bytes, int]] = {name: {} for name in FIELDS}
+        self._near = (
+            NearDuplicates(config.near_duplicate, config.num_perm)
+            if config.near_duplicate < 1
+            else None
+        )
+        self._near_code = (
+            CodeNearDuplicates(config.near_duplicate_code, config.num_perm)
+            if config.near_duplicate_code < 1
+            else None
+        )
+
+    def drop(self, sample: Checked) -> Drop | None:
+        """Why `sample` goes (a failed check first, then a copy), or None when it is kept."""
+        seed_id, language, reason, detail = sample.seed_id, sample.language, sample.reason, None
         if reason is None:
-            for field, key in keys.items():
-                if key in seen[field]:
-                    reason, detail = f"duplicate_{field}", f"same {field} as {seen[field][key]}"
+            for field, key in sample.keys.items():
+                if key in self._seen[field]:
+                    reason, detail = (
+                        f"duplicate_{field}",
+                        f"same {field} as {self._seen[field][key]}",
+                    )
                     break
-        if reason is None and near is not None:
-            twin_key = near.seen(str(seed_id), f"{sample.problem}\n{sample.solution}")
+        if reason is None and self._near is not None:
+            twin_key = self._near.seen(str(seed_id), sample.text)
             if twin_key is not None:
                 reason, detail = "near_duplicate", f"near {twin_key}"
-        if reason is None and near_code is not None:
-            language = sample.solution_lang or sample.language
-            twin_key = near_code.seen(str(seed_id), sample.solution_code, language)
+        if reason is None and self._near_code is not None:
+            twin_key = self._near_code.seen(str(seed_id), sample.code)
             if twin_key is not None:
+                language = sample.code_language
                 reason, detail = "near_duplicate_code", f"same code as {twin_key} but for names"
         if reason is not None:
-            drops.append(Drop(language, reason, str(seed_id), None, detail))
-        else:  # only kept samples count as the first copy of anything
-            for field, key in keys.items():
-                seen[field][key] = seed_id
+            return Drop(language, reason, str(seed_id), None, detail)
+        for field, key in sample.keys.items():  # only kept samples count as the first copy
+            self._seen[field][key] = seed_id
+        return None
+
+
+def clean_samples(
+    samples: StoreRows[ParsedSample] | Iterable[list[ParsedSample]],
+    config: CleanConfig,
+    executor: Executor | None = None,
+    store: RunStore | None = None,
+) -> list[Drop]:
+    """The drops among `samples` (batches in seed order): failed checks, then duplicates.
+    The checks run on `executor` (here by default); deduplication runs here, in order."""
+    dedup = Deduplicator(config)
+    drops = []
+    with executor or LocalExecutor() as runner:
+        for _, checked in runner.map(CleanJob(config), samples, store, ordered=True):
+            drops += [drop for sample in checked if (drop := dedup.drop(sample))]
     return drops
 
 
-class CleanOptions(StrictModel):
+class CleanOptions(ExecutorOptions):
     """The `clean` command's options; unset ones keep what RUN's clean was started with."""
 
     near_duplicate: float | None = None
@@ -310,8 +400,13 @@ class CleanOptions(StrictModel):
     @model_validator(mode="after")
     def _in_range(self) -> CleanOptions:
         """Bad values fail here, before any run is opened (InvalidOption names the key)."""
-        build(CleanConfig, self.model_dump(exclude_none=True))
+        self.settings()
         return self
+
+    def settings(self, stored: dict[str, Any] | None = None) -> CleanConfig:
+        """Given values over `stored` ones over the defaults (InvalidOption names a bad one)."""
+        given = self.model_dump(exclude_none=True, exclude=set(self.EXECUTION))
+        return build(CleanConfig, {**(stored or {}), **given})
 
 
 class Clean(Stage[CleanOptions, DropReport]):
@@ -332,11 +427,19 @@ class Clean(Stage[CleanOptions, DropReport]):
     ) -> DropReport:
         self.check_ready(store)
         stored = store.stage_config(STAGE) or {}
-        settings = build(CleanConfig, {**stored, **config.model_dump(exclude_none=True)})
+        settings = config.settings(stored)
         store.begin_stage(STAGE, asdict(settings), self.progress_sql)
         # Generating more (a resumed or --retry-failed run) adds samples: clean them all again.
         if store.stage_status(STAGE) != "complete" or self.unseen(store):
-            drops = clean_samples(parsed_samples(store), settings)
+            parsed = StoreRows(
+                store.root.resolve(),
+                PARSED_COLUMNS,
+                "FROM samples x JOIN seeds s ON s.id = x.seed_id WHERE x.status = 'ok'",
+                "x.seed_id",
+                BATCH,
+                ParsedSample,
+            )
+            drops = clean_samples(parsed, settings, config.executor_for(), store)
             store.replace_drops(STAGE, drops, summary={"checked": count_parsed(store)})
         return DropReport(STAGE, store.drop_totals(STAGE))
 

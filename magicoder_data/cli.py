@@ -257,6 +257,17 @@ _register_audit()
 def run_config(
     config_file: Annotated[Path, typer.Argument(help="YAML: `run: DIR` and a section per stage.")],
     queue: QueueOpt = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="local or ray: where sample, clean, verify, decontaminate and "
+            "lintseq run (over the config's sections)."
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (ADDR:PORT); without it Ray starts here."),
+    ] = None,
 ) -> None:
     """Run the whole pipeline from one config; each stage resumes and is skipped when complete.
 
@@ -265,7 +276,7 @@ def run_config(
     dashes (`--max-cost` is `max_cost`); a stage without a section does not run. Every
     section's keys and value types are checked before the first stage starts.
 
-    Example: magicoder-data run examples/oss-instruct-75k.yaml
+    Example: magicoder-data run examples/oss-instruct-75k.yaml --executor ray
     """
     data = read_yaml(config_file)
     shown = display_settings(data) if isinstance(data, dict) else {}
@@ -288,6 +299,11 @@ def run_config(
             on_stage=started,
             on_report=finished,
             source=str(config_file),
+            execution={
+                key: value
+                for key, value in (("executor", executor), ("ray_address", ray_address))
+                if value is not None
+            },
         )
 
 

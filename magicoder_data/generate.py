@@ -146,6 +146,12 @@ class StoredAnswer:
     response: str | None
 
 
+#: ParsedSample's columns, of `samples x` joined with `seeds s`.
+PARSED_COLUMNS = (
+    "x.seed_id, s.language, s.snippet, x.problem, x.solution, x.solution_lang, x.solution_code"
+)
+
+
 @dataclass(frozen=True)
 class ParsedSample:
     """A sample that parsed into problem and solution, with its seed (what later stages read)."""
@@ -267,8 +273,7 @@ def _iter_batches(store: RunStore) -> Iterator[Any]:
 def parsed_samples(store: RunStore) -> Iterator[ParsedSample]:
     """Every sample that parsed into problem and solution, with its seed, in seed order."""
     return store.rows(
-        "SELECT x.seed_id, s.language, s.snippet, x.problem, x.solution, "
-        "x.solution_lang, x.solution_code FROM samples x JOIN seeds s ON s.id = x.seed_id "
+        f"SELECT {PARSED_COLUMNS} FROM samples x JOIN seeds s ON s.id = x.seed_id "
         "WHERE x.status = 'ok' ORDER BY x.seed_id",
         as_=ParsedSample,
     )

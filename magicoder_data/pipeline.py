@@ -205,15 +205,19 @@ def run_pipeline(
     on_stage: Callable[[str], None] | None = None,
     on_report: Callable[[str, Report], None] | None = None,
     source: str | None = None,
+    execution: dict[str, Any] | None = None,
 ) -> PipelineReport:
     """Run every stage that has a section, in order; each resumes, and is a no-op when done.
 
     Every section is validated before the first stage starts. `on_stage(name)` is called as
     each stage begins, `on_report(name, report)` as it ends. Stops after a stage that was
     interrupted, or that left work running elsewhere (batches that `generate` did not wait
-    for). `source` names the config in errors when it is given as a dict.
+    for). `source` names the config in errors when it is given as a dict. `execution`
+    (`executor`, `ray_address`) goes to every stage an executor runs, over its section.
     """
     pipeline = load_pipeline(config, source)
+    if execution:
+        pipeline = _with_execution(pipeline, execution)
     where = f" in {source or config}" if source or isinstance(config, str | Path) else ""
     report = PipelineReport(Path(pipeline.run))  # type: ignore[attr-defined]
     for stage in STAGES:
@@ -235,6 +239,20 @@ def run_pipeline(
         if getattr(done, "outstanding", 0):  # generate --no-wait: batches still running
             break
     return report
+
+
+def _with_execution(pipeline: BaseModel, execution: dict[str, Any]) -> BaseModel:
+    """`pipeline` with the executor's options set in every section that takes them."""
+    from .executors import ExecutorOptions
+
+    sections: dict[str, Any] = {}
+    for stage in STAGES:
+        section = getattr(pipeline, stage.name)
+        if isinstance(section, ExecutorOptions):
+            given = section.model_dump(exclude_unset=True)
+            section = stage.config({**given, **execution})
+        sections[stage.name] = section
+    return PipelineConfig(run=pipeline.run, **sections)  # type: ignore[attr-defined,call-arg]
 
 
 def funnel(store: RunStore, status: RunStatus | None = None) -> dict[str, dict[str, int]]:

@@ -16,6 +16,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from functools import cached_property
 from itertools import islice
@@ -25,9 +26,10 @@ from typing import Any
 from pydantic import Field, model_validator
 from tree_sitter import Tree
 
-from .config import SampleConfig, SourceKind, StrictModel, build, parse_mix, parse_pairs, scale_mix
-from .corpus import SkippedShard, open_source
+from .config import SampleConfig, SourceKind, build, parse_mix, parse_pairs, scale_mix
+from .corpus import Shard, SkippedShard, Source, open_source
 from .errors import ConfigError, RunError
+from .executors import Executor, ExecutorOptions, Job, LocalExecutor
 from .languages import LANGUAGES, MAGICODER_MIX, Language
 from .records import Document, Drop, Seed
 from .stage import Progress as StageProgress
@@ -231,10 +233,19 @@ class Reservoir:
     never depends on reading order.
     """
 
-    def __init__(self, language: str, quota: int, config: SampleConfig, seeds: list[Seed]) -> None:
+    def __init__(
+        self,
+        language: str,
+        quota: int,
+        config: SampleConfig,
+        seeds: list[Seed],
+        bound: tuple[int, str] | None = None,
+    ) -> None:
         self.language = language
         self.quota = quota
         self.config = config
+        #: (rank, doc_id) no document may reach: another reservoir's top (`draw_shard`).
+        self.bound = bound
         self.scanned = 0
         self.drops: list[Drop] = []
         self._key = rank_key(config.seed, language)
@@ -255,6 +266,13 @@ class Reservoir:
             heapq.heappop(self._heap)
         return self._heap[0].seed
 
+    def top(self) -> tuple[int, str] | None:
+        """(rank, doc_id) of the highest seed held once the quota is met, else None."""
+        if not self.quota or len(self) < self.quota:
+            return None
+        seed = self._top()
+        return seed.rank, seed.doc_id
+
     def cutoff(self) -> int | None:
         """The largest rank held once the quota is met; no document above it was drawn."""
         return self._top().rank if self.quota and len(self) >= self.quota else None
@@ -270,6 +288,8 @@ class Reservoir:
             return []
         key = self._key
         ranked = [(rank_of(key, doc_id), i) for i, doc_id in enumerate(ids)]
+        if self.bound is not None:
+            ranked = [(rank, i) for rank, i in ranked if (rank, ids[i]) < self.bound]
         if len(self) >= self.quota:
             top = self._top()
             limit, limit_id = top.rank, top.doc_id
@@ -282,6 +302,8 @@ class Reservoir:
         return [(i, rank) for rank, i in ranked]
 
     def _admits(self, rank: int, doc_id: str) -> bool:
+        if self.bound is not None and (rank, doc_id) >= self.bound:
+            return False
         if len(self) < self.quota:
             return True
         if self.quota <= 0:
@@ -387,17 +409,21 @@ def draw_seeds(
     config: SampleConfig,
     progress: Progress | None = None,
     workers: int = 1,
+    executor: Executor | None = None,
 ) -> dict[str, LanguageReport]:
     """Run, finish or (when complete) just report the sample stage of `store`.
 
     The source is opened before anything is recorded, so a missing source leaves RUN untouched.
-    `workers` > 1 draws snippets in that many processes; the result is the same.
+    `workers` > 1 draws snippets in that many processes; an `executor` other than the local
+    one reads whole shards in its workers instead (`draw_shards`). The seeds are the same.
     """
     if store.stage_status(STAGE) == "complete":
         store.begin_stage(STAGE, config.model_dump(mode="json"), Sample.progress_sql)
         return reports(store)
     source = open_source(config.source, config.source_kind)
     store.begin_stage(STAGE, config.model_dump(mode="json"), Sample.progress_sql)
+    if executor is not None and not isinstance(executor, LocalExecutor):
+        return draw_shards(store, config, source, executor, progress)
     outcome: dict[str, LanguageReport] = {}
     cutoffs: dict[str, int] = {}
     # spawn, not fork: forking a process that runs pyarrow's threads can deadlock.
@@ -436,6 +462,91 @@ def draw_seeds(
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
+    finish_sample(
+        store, list(config.mix), cutoffs, {lang: asdict(report) for lang, report in outcome.items()}
+    )
+    return outcome
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to read in a worker, with the bound its documents must stay below."""
+
+    language: str
+    shard: Shard
+    quota: int
+    bound: tuple[int, str] | None
+
+
+@dataclass(frozen=True)
+class ShardDraw:
+    """What one shard gives: its own `quota` lowest-ranked seeds, its drops, documents read."""
+
+    seeds: list[Seed]
+    drops: list[Drop]
+    documents: int
+
+
+@dataclass(frozen=True)
+class ShardJob(Job[ShardTask, ShardDraw]):
+    """The sampler's reading as a pure function: a shard in, its bottom-k out. The union of
+    every shard's bottom-k holds the whole language's, so merging them on the driver gives
+    the local sampler's seeds, whatever the number of workers or the order shards finish."""
+
+    config: SampleConfig
+
+    @contextmanager
+    def open(self, cores: int) -> Iterator[Callable[[list[ShardTask]], list[ShardDraw]]]:
+        yield lambda tasks: [self.draw(task) for task in tasks]
+
+    def draw(self, task: ShardTask) -> ShardDraw:
+        reservoir = Reservoir(task.language, task.quota, self.config, [], task.bound)
+        for result in _drawn(task.shard.documents(reservoir.select), reservoir, None, 1):
+            reservoir.add(result)
+        return ShardDraw(reservoir.seeds(), reservoir.drops, reservoir.scanned)
+
+
+def draw_shards(
+    store: RunStore,
+    config: SampleConfig,
+    source: Source,
+    executor: Executor,
+    progress: Progress | None = None,
+) -> dict[str, LanguageReport]:
+    """The sample stage with every shard read by `executor`'s workers: each gives its own
+    bottom-k, merged here into the language's reservoir and checkpointed, shard by shard."""
+    reservoirs: dict[str, Reservoir] = {}
+    tasks: list[list[ShardTask]] = []
+    for language, quota in config.mix.items():
+        reservoir = Reservoir(language, quota, config, seed_pool(store, language))
+        reservoirs[language] = reservoir
+        done = finished_shards(store, language)
+        reservoir.scanned = sum(done.values())
+        for shard in source.shards(language, config.data_dir(language)):
+            if shard.name in done:
+                continue
+            if isinstance(shard, SkippedShard):  # a FIFO or the like: reported, never opened
+                drop = Drop(language, shard.reason, shard.name, None, shard.detail)
+                checkpoint_shard(store, language, shard.name, 0, ([], [], [drop]))
+                continue
+            tasks.append([ShardTask(language, shard, quota, reservoir.top())])
+    with executor:
+        for (task,), (drawn,) in executor.map(ShardJob(config), tasks):
+            reservoir = reservoirs[task.language]
+            results: list[Seed | Drop] = [*drawn.seeds, *drawn.drops]
+            for result in results:
+                reservoir.add(result)
+            reservoir.scanned += drawn.documents
+            checkpoint_shard(
+                store, task.language, task.shard.name, drawn.documents, reservoir.take_changes()
+            )
+            if progress:
+                progress(task.language, reservoir.scanned)
+    outcome = {
+        language: LanguageReport(reservoir.quota, len(reservoir), reservoir.scanned)
+        for language, reservoir in reservoirs.items()
+    }
+    cutoffs = {lang: c for lang, r in reservoirs.items() if (c := r.cutoff()) is not None}
     finish_sample(
         store, list(config.mix), cutoffs, {lang: asdict(report) for lang, report in outcome.items()}
     )
@@ -612,7 +723,7 @@ def seeds_per_language(store: RunStore) -> dict[str, int]:
 # -- the stage ---------------------------------------------------------------------------------
 
 
-class SampleOptions(StrictModel):
+class SampleOptions(ExecutorOptions):
     """The `sample` command's options; unset ones keep what RUN was started with."""
 
     source: str | None = None
@@ -646,7 +757,9 @@ class SampleOptions(StrictModel):
 
     def given(self) -> dict[str, Any]:
         """The SampleConfig values set here (the mix parsed and scaled by `total`)."""
-        values = self.model_dump(exclude_none=True, exclude={"total", "mix", "workers"})
+        values = self.model_dump(
+            exclude_none=True, exclude={"total", "mix", "workers", *self.EXECUTION}
+        )
         if isinstance(self.data_dirs, str):
             values["data_dirs"] = parse_pairs(self.data_dirs, "--data-dirs")
         if self.mix is not None or self.total is not None:
@@ -702,7 +815,8 @@ class Sample(Stage[SampleOptions, SampleReport]):
             if progress:
                 progress(report)
 
-        report.languages = draw_seeds(store, settings, scanned, config.workers)
+        executor = config.executor_for(config.workers)
+        report.languages = draw_seeds(store, settings, scanned, config.workers, executor)
         report.scanning = None
         return report
 

@@ -24,6 +24,7 @@ from .errors import RunError
 
 if TYPE_CHECKING:
     from .backends.batch import BatchRow
+    from .executors import StoreRows
     from .generate import Usage
     from .store import RunStore, StageRecord
 
@@ -192,18 +193,18 @@ class Stage(ABC, Generic[C, R]):
             )
         )
 
-    def pending(
-        self, store: RunStore, columns: str, chunk: int, as_: Callable[..., T]
-    ) -> Iterator[list[T]]:
-        """Chunks of the kept samples this stage has not handled yet, by seed id, as `as_` of
-        `columns` (of `samples x` joined with `seeds s`)."""
-        return store.pages(
-            f"SELECT {columns} FROM samples x JOIN seeds s ON s.id = x.seed_id "
-            f"WHERE {kept_sql(self.name)} AND {self.pending_sql} "
-            "AND x.seed_id > ? ORDER BY x.seed_id LIMIT ?",
-            (),
-            "seed_id",
-            chunk,
+    def todo(self, store: RunStore, columns: str, size: int, as_: Callable[..., T]) -> StoreRows[T]:
+        """The kept samples this stage has not handled yet, by seed id, `size` at a time, as
+        `as_` of `columns` (of `samples x` joined with `seeds s`): what its executor reads."""
+        from .executors import StoreRows
+
+        return StoreRows(
+            store.root.resolve(),
+            columns,
+            "FROM samples x JOIN seeds s ON s.id = x.seed_id "
+            f"WHERE {kept_sql(self.name)} AND {self.pending_sql}",
+            "x.seed_id",
+            size,
             as_,
         )
 

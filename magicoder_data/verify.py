@@ -11,8 +11,10 @@ dataset with code and tests fields, one output row per input row.
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterator
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -23,6 +25,8 @@ from pydantic import BaseModel, Field, model_validator
 from .config import StrictModel, build
 from .errors import ConfigError
 from .execution.sandbox import STATUSES, Check, Job, Limits, Sandbox
+from .executors import Executor, ExecutorOptions
+from .executors import Job as ExecutorJob
 from .languages import canonical
 from .outputs import replacing_file
 from .readers import missing_field, open_dataset
@@ -61,7 +65,7 @@ class VerifySettings(StrictModel):
         return Limits(timeout=self.timeout, memory=self.memory_mb << 20)
 
 
-class VerifyOptions(StrictModel):
+class VerifyOptions(ExecutorOptions):
     """The `verify` command's options; unset ones keep what RUN's verify was started with."""
 
     timeout: float | None = None
@@ -84,12 +88,16 @@ class VerifyOptions(StrictModel):
 
     def settings(self, stored: dict[str, Any] | None = None) -> VerifySettings:
         """Given values over `stored` ones over the defaults (InvalidOption names a bad one)."""
-        given = self.model_dump(exclude_none=True, exclude={"workers", "unsafe_no_sandbox"})
+        given = self.model_dump(
+            exclude_none=True, exclude={"workers", "unsafe_no_sandbox", *self.EXECUTION}
+        )
         given["sandbox"] = "none" if self.unsafe_no_sandbox else "bubblewrap"
         return build(VerifySettings, {**(stored or {}), **given})
 
-    def sandbox(self, settings: VerifySettings) -> Sandbox:
-        return Sandbox(settings.limits(), self.workers or None, unsafe=settings.sandbox == "none")
+    def sandboxes(self) -> Executor:
+        """Its executor: locally, one sandbox with `workers` processes (one per core by
+        default); on Ray, a sandbox per actor."""
+        return self.executor_for(self.workers or os.cpu_count())
 
 
 class FileOptions(FileMode):
@@ -122,7 +130,7 @@ class ToVerify:
     tests: str | None
 
 
-def triage(item: ToVerify) -> Verdict | Job:
+def triage(item: ToVerify | Pending) -> Verdict | Job:
     """The job that verifies `item`, or the verdict when it cannot be run."""
     if item.language != "python":
         return Verdict("unsupported_language", f"not run: {item.language or 'unknown'} code")
@@ -135,7 +143,7 @@ def triage(item: ToVerify) -> Verdict | Job:
     return Job(item.code or "", [Check(item.tests or "")])
 
 
-def verify_all(sandbox: Sandbox, items: list[ToVerify]) -> list[Verdict]:
+def verify_all(sandbox: Sandbox, items: Sequence[ToVerify | Pending]) -> list[Verdict]:
     """A verdict for each item, in order; the runnable ones run in parallel."""
     triaged = [triage(item) for item in items]
     results = sandbox.map(job for job in triaged if isinstance(job, Job))
@@ -157,8 +165,23 @@ class Pending:
 
     seed_id: int
     language: str
-    solution_code: str | None
+    code: str | None
     tests: str | None
+
+
+@dataclass(frozen=True)
+class VerifyJob(ExecutorJob[Any, Verdict]):
+    """Verification as a pure function over batches: each worker starts a sandbox once, with
+    a process per core it is given, and runs every batch in it."""
+
+    settings: VerifySettings
+    parallel = True
+
+    @contextmanager
+    def open(self, cores: int) -> Iterator[Callable[[list[Any]], list[Verdict]]]:
+        unsafe = self.settings.sandbox == "none"
+        with Sandbox(self.settings.limits(), cores, unsafe=unsafe) as sandbox:
+            yield lambda items: verify_all(sandbox, items)
 
 
 @dataclass(frozen=True)
@@ -241,11 +264,12 @@ class Verify(Stage[VerifyOptions, VerifyReport]):
         settings = config.settings(store.stage_config(STAGE))
         store.begin_stage(STAGE, settings.model_dump(), self.progress_sql)
         report = VerifyReport(verdict_counts(store), settings.sandbox)
-        columns = "x.seed_id, s.language, x.solution_code, x.tests"
-        with config.sandbox(settings) as sandbox:
-            for chunk in self.pending(store, columns, CHUNK, Pending):
-                items = [ToVerify(p.language, p.solution_code, p.tests) for p in chunk]
-                _record(store, chunk, verify_all(sandbox, items), settings)
+        todo = self.todo(
+            store, "x.seed_id, s.language, x.solution_code AS code, x.tests", CHUNK, Pending
+        )
+        with config.sandboxes() as executor:
+            for chunk, verdicts in executor.map(VerifyJob(settings), todo, store):
+                _record(store, chunk, verdicts, settings)
                 report.counts = verdict_counts(store)
                 if progress:
                     progress(report)
@@ -296,11 +320,17 @@ def run_file(config: VerifyOptions, files: FileOptions) -> str:
             overwrite=files.overwrite,
             what="--output",
         ) as out,
-        config.sandbox(settings) as sandbox,
+        config.sandboxes() as executor,
     ):
-        while batch := list(islice(rows, CHUNK)):
-            items = [_item(files, default, number, row) for number, row in batch]
-            for (_, row), verdict in zip(batch, verify_all(sandbox, items), strict=True):
+        batches: deque[list[tuple[int, dict[str, Any]]]] = deque()
+
+        def items() -> Iterator[list[ToVerify]]:
+            while batch := list(islice(rows, CHUNK)):
+                batches.append(batch)
+                yield [_item(files, default, number, row) for number, row in batch]
+
+        for _, verdicts in executor.map(VerifyJob(settings), items(), ordered=True):
+            for (_, row), verdict in zip(batches.popleft(), verdicts, strict=True):
                 counts[verdict.status] += 1
                 record = {**row, "verify_status": verdict.status, "verify_detail": verdict.detail}
                 out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")

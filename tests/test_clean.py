@@ -37,7 +37,7 @@ def sample(seed_id: int = 0, **overrides: object) -> ParsedSample:
 
 
 def reasons(samples: list[ParsedSample], **config: object) -> dict[int, str]:
-    drops = clean_samples(samples, CleanConfig(**config))  # type: ignore[arg-type]
+    drops = clean_samples([list(samples)], CleanConfig(**config))  # type: ignore[arg-type]
     return {int(d.item): d.reason for d in drops}
 
 

@@ -17,6 +17,7 @@ from magicoder_data.decontam import benchmarks
 from magicoder_data.decontam.audit import audit, rows_of
 from magicoder_data.decontam.benchmarks import load
 from magicoder_data.generate import iter_samples
+from magicoder_data.executors import LocalExecutor
 from magicoder_data.lintseq.stage import LintSeqConfig, run_file
 from magicoder_data.readers import is_hub_name, open_dataset, read_rows
 from tests.conftest import generated_run, write_jsonl, write_parquet
@@ -220,7 +221,7 @@ def lintseq(tmp_path: Path, rows: list[dict], language_field: str | None = None)
         language_field,
         "python",
         LintSeqConfig(samples=1),
-        1,
+        LocalExecutor(1),
     )
     rejected = tmp_path / "out.jsonl.rejected.jsonl"
     reasons = {r["id"]: r["reason"] for r in map(json.loads, rejected.read_text().splitlines())}

@@ -8,17 +8,18 @@ evidence stays in the `contamination` table.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import groupby
 
 from pydantic import field_validator, model_validator
 
 from ..config import StrictModel, build
 from ..errors import ConfigError, SandboxError
 from ..execution.sandbox import Sandbox
+from ..executors import ExecutorOptions, Job
 from ..records import Drop
 from ..stage import DropReport, Progress, Stage
 from ..store import RunStore
@@ -115,18 +116,8 @@ class ScanOptions(StrictModel):
         """The benchmark items and a scanner over them, built once, with the sandbox that the
         execution method runs code in started for as long as the scanner is in use."""
         settings, items = self.settings(stored)
-        if "execution" not in settings.methods:
-            yield items, Scanner(items, settings)
-            return
-        sandbox = Sandbox(unsafe=self.unsafe_no_sandbox, suites=suites(items))
-        try:
-            sandbox.__enter__()
-        except SandboxError as exc:
-            raise SandboxError(
-                f"{exc}; or leave execution out (--methods substring,ngram,tfidf)"
-            ) from None
-        with sandbox:
-            yield items, Scanner(items, settings, sandbox)
+        with scanning(items, settings, self.unsafe_no_sandbox) as scanner:
+            yield items, scanner
 
     def scan_settings(self, stored: dict | None = None) -> Settings:
         """The validated scan settings (InvalidOption names a bad key)."""
@@ -146,6 +137,26 @@ class ScanOptions(StrictModel):
         )
 
 
+@contextmanager
+def scanning(
+    items: list[BenchmarkItem], settings: Settings, unsafe: bool, cores: int | None = None
+) -> Iterator[Scanner]:
+    """A scanner over `items`; the execution method's sandbox (`cores` processes) runs while
+    it is in use."""
+    if "execution" not in settings.methods:
+        yield Scanner(items, settings)
+        return
+    sandbox = Sandbox(workers=cores, unsafe=unsafe, suites=suites(items))
+    try:
+        sandbox.__enter__()
+    except SandboxError as exc:
+        raise SandboxError(
+            f"{exc}; or leave execution out (--methods substring,ngram,tfidf)"
+        ) from None
+    with sandbox:
+        yield Scanner(items, settings, sandbox)
+
+
 def sample_text(problem: str | None, solution: str | None) -> str:
     """What is compared with benchmarks: problem and solution, as Magicoder did."""
     return f"{problem or ''}\n{solution or ''}"
@@ -162,14 +173,54 @@ class ToScan:
     solution_code: str | None
 
 
-class Decontaminate(Stage[ScanOptions, DropReport]):
+class DecontaminateOptions(ScanOptions, ExecutorOptions):
+    """The `decontaminate` command's options: the scan's, and where it runs."""
+
+    def resolved(self, stored: dict | None = None) -> dict:
+        return {k: v for k, v in super().resolved(stored).items() if k not in self.EXECUTION}
+
+
+#: One sample's scan: its highest TF-IDF similarity, that item's position, and what flagged it.
+Scanned = tuple[float, int, list[Match]]
+
+
+@dataclass(frozen=True)
+class ScanJob(Job[ToScan, Scanned]):
+    """The scan as a pure function over batches: each worker builds the benchmark's indexes
+    (and the execution method's sandbox, with a process per core it is given) once."""
+
+    settings: Settings
+    items: list[BenchmarkItem]
+    unsafe: bool
+    parallel = True
+
+    @contextmanager
+    def open(self, cores: int) -> Iterator[Callable[[list[ToScan]], list[Scanned]]]:
+        with scanning(self.items, self.settings, self.unsafe, cores) as scanner:
+            yield lambda chunk: scan_chunk(scanner, chunk)
+
+
+def scan_chunk(scanner: Scanner, chunk: list[ToScan]) -> list[Scanned]:
+    """Each sample's scan, in order."""
+    texts = [sample_text(s.problem, s.solution) for s in chunk]
+    codes = [s.solution_code if s.language == "python" else None for s in chunk]
+    matches, best, where = scanner.scan(texts, codes, [s.language for s in chunk])
+    found: list[list[Match]] = [[] for _ in chunk]
+    for match in matches:
+        found[match.index].append(match)
+    return [
+        (float(score), int(w), flags) for score, w, flags in zip(best, where, found, strict=True)
+    ]
+
+
+class Decontaminate(Stage[DecontaminateOptions, DropReport]):
     """Drop samples that overlap benchmarks, keeping the evidence of each match.
 
     Options left out keep the values RUN's decontamination was started with.
     """
 
     name = STAGE
-    Config = ScanOptions
+    Config = DecontaminateOptions
     example = "magicoder-data decontaminate runs/demo --benchmarks humaneval,mbpp=mbpp.jsonl"
     requires = ("generate",)
     filters = True
@@ -178,18 +229,21 @@ class Decontaminate(Stage[ScanOptions, DropReport]):
     pending_sql = "x.seed_id NOT IN (SELECT seed_id FROM similarity)"
 
     def run(
-        self, store: RunStore, config: ScanOptions, progress: Progress | None = None
+        self, store: RunStore, config: DecontaminateOptions, progress: Progress | None = None
     ) -> DropReport:
-        """Scan what is left to scan, with the benchmark index built once."""
+        """Scan what is left to scan, with the benchmark index built once per worker."""
         self.check_ready(store)
         stored = store.stage_config(STAGE)
-        config.settings(stored)  # a bad benchmark fails before the stage is recorded
+        settings, items = config.settings(stored)  # a bad benchmark fails before it is recorded
         store.begin_stage(STAGE, config.resolved(stored), self.progress_sql)
         report = DropReport(STAGE, Counter())
         columns = "x.seed_id, s.language, x.problem, x.solution, x.solution_code"
-        with config.scanner(stored) as (items, scanner):
-            for chunk in self.pending(store, columns, CHUNK, ToScan):
-                _record(store, chunk, items, scanner)
+        job = ScanJob(settings, items, config.unsafe_no_sandbox)
+        with config.executor_for(os.cpu_count()) as executor:
+            for chunk, scanned in executor.map(
+                job, self.todo(store, columns, CHUNK, ToScan), store
+            ):
+                _record(store, chunk, items, scanned)
                 if progress:
                     report.dropped = store.drop_totals(STAGE)
                     progress(report)
@@ -199,22 +253,18 @@ class Decontaminate(Stage[ScanOptions, DropReport]):
 
 
 def _record(
-    store: RunStore, chunk: list[ToScan], items: list[BenchmarkItem], scanner: Scanner
+    store: RunStore, chunk: list[ToScan], items: list[BenchmarkItem], scanned: list[Scanned]
 ) -> None:
-    """Scan one chunk; store its similarities, evidence and drops together."""
-    ids = [s.seed_id for s in chunk]
-    texts = [sample_text(s.problem, s.solution) for s in chunk]
-    codes = [s.solution_code if s.language == "python" else None for s in chunk]
-    matches, best, where = scanner.scan(texts, codes, [s.language for s in chunk])
-    similarity = [
-        (seed_id, float(score), items[w].benchmark, items[w].item_id)
-        for seed_id, score, w in zip(ids, best, where, strict=True)
-    ]
-    evidence = [(ids[m.index], m.benchmark, m.item_id, m.method, m.score, m.span) for m in matches]
-    drops = [
-        _drop(ids[index], chunk[index].language, list(found))
-        for index, found in groupby(matches, key=lambda m: m.index)
-    ]
+    """Store one chunk's similarities, evidence and drops together."""
+    similarity, evidence, drops = [], [], []
+    for sample, (score, where, matches) in zip(chunk, scanned, strict=True):
+        item = items[where]
+        similarity.append((sample.seed_id, score, item.benchmark, item.item_id))
+        evidence += [
+            (sample.seed_id, m.benchmark, m.item_id, m.method, m.score, m.span) for m in matches
+        ]
+        if matches:
+            drops.append(_drop(sample.seed_id, sample.language, matches))
     with store.transaction() as conn:
         conn.executemany("INSERT INTO similarity VALUES (?, ?, ?, ?)", similarity)
         conn.executemany("INSERT INTO contamination VALUES (?, ?, ?, ?, ?, ?)", evidence)

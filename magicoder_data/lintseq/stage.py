@@ -11,20 +11,20 @@ import hashlib
 import json
 import os
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import islice
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from ..config import OPTIONS, StrictModel, build
+from ..config import OPTIONS, build
 from ..errors import ConfigError
+from ..executors import Executor, ExecutorOptions, Job
 from ..languages import canonical
 from ..outputs import replacing_file
 from ..readers import missing_field, open_dataset
@@ -83,44 +83,52 @@ def _verify(
             raise Rejected("verification: an intermediate state has lint errors")
 
 
-def process(task: tuple[str, str, str, LintSeqConfig]) -> tuple[list[dict[str, Any]], str | None]:
-    """Worker entry point: (records, None) or ([], reason) for one (key, program, language)."""
-    key, program, language, config = task
-    try:
-        return edit_sequences(program, language, config, key), None
-    except Rejected as exc:
-        return [], str(exc)
-    except RecursionError:
-        return [], "too_deep"
+class Lintable(Protocol):
+    """What LintSeq needs of a program: its text, language, and the key its draws hash."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def solution_code(self) -> str: ...
 
 
-Task = tuple[str, str, str, LintSeqConfig]
+#: Edit sequences of one program, or ([], the reason it was rejected).
 Result = tuple[list[dict[str, Any]], str | None]
-#: Programs handed to the workers at a time: memory holds one batch, and a run commits each.
+#: Programs handed to the executor at a time: memory holds one batch, and a run commits each.
 BATCH = 256
 
 
-@contextmanager
-def _linting(workers: int) -> Iterator[Callable[[list[Task]], list[Result]]]:
-    """A function that runs `process` over a batch of tasks, in order, on `workers` processes."""
-    if workers <= 1:
-        yield lambda tasks: [process(task) for task in tasks]
-        return
-    with get_context("spawn").Pool(workers) as pool:
-        yield lambda tasks: pool.map(process, tasks, chunksize=4)
+@dataclass(frozen=True)
+class LintJob(Job[Any, Result]):
+    """LintSeq as a pure function over batches of programs; none of them is ever executed."""
+
+    config: LintSeqConfig
+
+    @contextmanager
+    def open(self, cores: int) -> Iterator[Callable[[list[Any]], list[Result]]]:
+        yield self.lint
+
+    def lint(self, programs: list[Lintable]) -> list[Result]:
+        return [self.one(p) for p in programs]
+
+    def one(self, program: Lintable) -> Result:
+        try:
+            return edit_sequences(
+                program.solution_code, program.language, self.config, program.key
+            ), None
+        except Rejected as exc:
+            return [], str(exc)
+        except RecursionError:
+            return [], "too_deep"
 
 
-def _lint_page(
-    store: RunStore,
-    page: list[Program],
-    config: LintSeqConfig,
-    lint: Callable[[list[Task]], list[Result]],
-) -> Counter[str]:
-    """Lint one page of programs; store its edit sequences and rejections together."""
-    tasks = [(str(p.seed_id), p.solution_code, p.language, config) for p in page]
+def _record_page(store: RunStore, page: list[Program], results: list[Result]) -> Counter[str]:
+    """Store one page's edit sequences and rejections together."""
     outcome: Counter[str] = Counter()
     sequences, drops = [], []
-    for program, (found, reason) in zip(page, lint(tasks), strict=True):
+    for program, (found, reason) in zip(page, results, strict=True):
         if reason:
             drops.append(Drop(program.language, reason, str(program.seed_id)))
             outcome[reason] += 1
@@ -142,6 +150,19 @@ class Program:
     seed_id: int
     language: str
     problem: str | None
+    solution_code: str
+
+    @property
+    def key(self) -> str:
+        return str(self.seed_id)
+
+
+@dataclass(frozen=True)
+class FileProgram:
+    """A program of a file's row (`--input`): its key is the row's id, else its number."""
+
+    key: str
+    language: str
     solution_code: str
 
 
@@ -174,7 +195,7 @@ def _edit_sequence(edits: str, **columns: Any) -> EditSequence:
     return EditSequence(edits=json.loads(edits), **columns)
 
 
-class LintSeqOptions(StrictModel):
+class LintSeqOptions(ExecutorOptions):
     """The `lintseq` command's options for a run; unset ones keep what it was started with."""
 
     samples: int | None = None
@@ -196,7 +217,7 @@ class LintSeqOptions(StrictModel):
 
     def settings(self, stored: dict[str, Any] | None = None) -> LintSeqConfig:
         """The LintSeqConfig these options make: given values over `stored`, then defaults."""
-        given = self.model_dump(exclude_none=True, exclude={"workers"})
+        given = self.model_dump(exclude_none=True, exclude={"workers", *self.EXECUTION})
         return build(LintSeqConfig, {**(stored or {}), **given})
 
 
@@ -244,9 +265,10 @@ class LintSeq(Stage[LintSeqOptions, LintSeqReport]):
         store.begin_stage(STAGE, asdict(settings), self.progress_sql)
         report = LintSeqReport(Counter())
         columns = "x.seed_id, s.language, x.problem, x.solution_code"
-        with _linting(config.workers) as lint:
-            for page in self.pending(store, columns, BATCH, Program):
-                report.outcome += _lint_page(store, page, settings, lint)
+        todo = self.todo(store, columns, BATCH, Program)
+        with config.executor_for(config.workers) as executor:
+            for page, results in executor.map(LintJob(settings), todo, store):
+                report.outcome += _record_page(store, page, results)
                 if progress:
                     progress(report)
         total = Counter(store.stage_summary(STAGE) or {}) + report.outcome
@@ -261,7 +283,7 @@ class LintSeq(Stage[LintSeqOptions, LintSeqReport]):
             files.output,
             *fields,
             config.settings(),
-            config.workers,
+            config.executor_for(config.workers),
             overwrite=files.overwrite,
         )
         return (
@@ -303,28 +325,34 @@ class _InputRows:
         except ConfigError:
             return None
 
-    def task_of(self, number: int, row: dict[str, Any], language: str | None) -> Task | str:
-        """The row's lint task, or the reason it is rejected without linting."""
+    def task_of(self, number: int, row: dict[str, Any], language: str | None) -> FileProgram | str:
+        """The row's program to lint, or the reason it is rejected without linting."""
         program = row[self.code_field]
         if program is not None and not isinstance(program, str):
             return "not_text"  # a number, list or object is no program: never its str()
         if language is None:
             return "unknown_language"
-        return (str(row.get("id", number)), program or "", language, self.config)
+        return FileProgram(str(row.get("id", number)), language, program or "")
 
     def linted(
-        self,
-        rows: Iterator[tuple[int, dict[str, Any]]],
-        lint: Callable[[list[Task]], list[Result]],
+        self, rows: Iterator[tuple[int, dict[str, Any]]], executor: Executor
     ) -> Iterator[tuple[int, dict[str, Any], str | None, Result]]:
         """(number, row, language, result) of every row, linted a batch at a time, in order.
 
         Every row of a batch is checked before any is linted, so a missing field raises before
         the batch's records are written.
         """
-        while batch := [(n, row, self.language_of(n, row)) for n, row in islice(rows, BATCH)]:
-            tasks = [self.task_of(n, row, lang) for n, row, lang in batch]
-            linted = iter(lint([task for task in tasks if not isinstance(task, str)]))
+        batches: deque[tuple[list[tuple[int, dict[str, Any], str | None]], list[Any]]] = deque()
+
+        def programs() -> Iterator[list[Lintable]]:
+            while batch := [(n, row, self.language_of(n, row)) for n, row in islice(rows, BATCH)]:
+                tasks = [self.task_of(n, row, lang) for n, row, lang in batch]
+                batches.append((batch, tasks))
+                yield [task for task in tasks if not isinstance(task, str)]
+
+        for _, found in executor.map(LintJob(self.config), programs(), ordered=True):
+            batch, tasks = batches.popleft()
+            linted = iter(found)
             results: list[Result] = [
                 ([], task) if isinstance(task, str) else next(linted) for task in tasks
             ]
@@ -362,7 +390,7 @@ def run_file(
     language_field: str | None,
     default_language: str,
     config: LintSeqConfig,
-    workers: int,
+    executor: Executor,
     *,
     overwrite: bool = False,
 ) -> Counter[str]:
@@ -382,9 +410,9 @@ def run_file(
         replacing_file(
             rejected_path, inputs=inputs, overwrite=overwrite, what="rejected rows' file"
         ) as rejected,
-        _linting(workers) as lint,
+        executor,
     ):
-        for number, row, language, (found, reason) in reader.linted(rows, lint):
+        for number, row, language, (found, reason) in reader.linted(rows, executor):
             provenance = {"row": number, "id": row.get("id", number), "source": source}
             if reason:
                 outcome[reason] += 1

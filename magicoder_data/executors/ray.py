@@ -1,0 +1,247 @@
+"""The Ray executor: a job's batches spread over a Ray cluster with Ray Data.
+
+Every batch is one row of a Ray Data dataset: a run's pending rows are read by a datasource
+whose read tasks stay on the driver's node (the run's SQLite file lives there), and plain
+batches come from the driver's memory. `map_batches` runs the job in an actor pool, one actor
+per CPU of the cluster, each building the job's worker once (indexes, a sandbox) and keeping
+it for every batch it gets; Ray restarts an actor that dies and retries its batch. Results
+come back to the driver, which alone writes the run, a batch at a time, so a killed driver
+resumes exactly where it stopped.
+
+Ray is an optional extra (`pip install 'magicoder-data[ray]'`); nodes need magicoder-data
+installed too, as any Ray application's dependencies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, MagicoderDataError, RunError
+from .base import Executor, In, Job, Out, StoreRows
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..store import RunStore
+
+INSTALL = "pip install 'magicoder-data[ray]'"
+#: Times a map goes on after a worker failed (a killed process, a lost node).
+RETRIES = 3
+
+
+def _ray() -> Any:
+    """The ray module, or a ConfigError naming the install command."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the tool sends no telemetry
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise ConfigError(f"--executor ray needs Ray, which is not installed: {INSTALL}") from None
+    return ray
+
+
+class RayExecutor(Executor):
+    """Jobs as Ray Data `map_batches` over a cluster (joined at `address`, else started here)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address
+        self._started = False
+
+    def _connect(self) -> Any:
+        ray = _ray()
+        if not ray.is_initialized():
+            try:
+                ray.init(
+                    address=self.address or "local",  # not a cluster started here earlier
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"reach the Ray cluster at {self.address}" if self.address else "start Ray"
+                raise ConfigError(f"cannot {where}: {_first_line(exc)}") from None
+            self._started = True
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # progress shows in the tool's own display
+        context.print_on_execution_start = False
+        return ray
+
+    def close(self) -> None:
+        if self._started:
+            _ray().shutdown()
+            self._started = False
+
+    def map(
+        self,
+        job: Job[In, Out],
+        batches: StoreRows[In] | Iterable[list[In]],
+        store: RunStore | None = None,
+        *,
+        ordered: bool = False,
+    ) -> Iterator[tuple[list[In], list[Out]]]:
+        ray = self._connect()
+        ray.data.DataContext.get_current().execution_options.preserve_order = ordered
+        if not isinstance(batches, StoreRows):
+            batches = list(batches)
+        done: set[int] = set()  # plain batches already given back
+        for attempt in range(RETRIES + 1):
+            try:
+                for number, pair in self._attempt(ray, job, batches, store, done):
+                    done.add(number)
+                    yield pair
+                return
+            except ray.exceptions.RayError as exc:
+                error = _user_error(exc)
+                if not isinstance(error, RunError) or attempt == RETRIES:
+                    raise error from None
+                logging.getLogger("magicoder_data").warning(
+                    "a Ray worker failed (%s); going on with the batches left", _first_line(exc)
+                )
+
+    def _attempt(
+        self,
+        ray: Any,
+        job: Job[In, Out],
+        batches: StoreRows[In] | list[list[In]],
+        store: RunStore | None,
+        done: set[int],
+    ) -> Iterator[tuple[int, tuple[list[In], list[Out]]]]:
+        """One pass over what is left: StoreRows read anew (what the driver stored is no
+        longer pending), plain batches but those already given back."""
+        if isinstance(batches, StoreRows):
+            assert store is not None, "StoreRows are counted in the driver's store"
+            ranges = batches.ranges(store)
+            if not ranges:
+                return
+            dataset = ray.data.read_datasource(
+                _store_source(batches, ranges), override_num_blocks=len(ranges), num_cpus=0
+            )
+            count = len(ranges)
+        else:
+            rows = [
+                {"number": n, "batch": pickle.dumps(b)}
+                for n, b in enumerate(batches)
+                if n not in done
+            ]
+            if not rows:
+                return
+            dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+            count = len(rows)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        with warnings.catch_warnings():  # Ray names no other way to set max_restarts yet
+            warnings.simplefilter("ignore", DeprecationWarning)
+            mapped = dataset.map_batches(
+                _worker_class(job),
+                batch_size=1,
+                batch_format="pyarrow",
+                concurrency=min(cpus, count),
+                num_cpus=1,
+                # A dead worker fails its batch; `map` then goes on with what is left, so Ray
+                # need not restart actors (a restart Ray Data's object-store arguments make
+                # fragile, and warn about on the terminal).
+                max_restarts=0,
+            )
+        for block in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for number, pair in zip(
+                block.column("number").to_pylist(), block.column("pair").to_pylist(), strict=True
+            ):
+                yield number, pickle.loads(pair)
+
+
+def _store_source(rows: StoreRows[Any], ranges: list[tuple[int, int]]) -> Any:
+    """A Ray Data datasource over StoreRows: one read task per key range, each giving one row
+    holding the whole batch. Reads run on the driver's node, where the run is. (The class is
+    made here so that this module imports without Ray.)"""
+    from ray.data import Datasource, ReadTask
+    from ray.data.block import BlockMetadata
+
+    class StoreSource(Datasource):  # type: ignore[misc]
+        supports_distributed_reads = False  # the run's database is on the driver's disk
+
+        def estimate_inmemory_data_size(self) -> int | None:
+            return None
+
+        def get_read_tasks(
+            self,
+            parallelism: int,
+            per_task_row_limit: int | None = None,
+            data_context: Any = None,
+        ) -> list[ReadTask]:
+            metadata = BlockMetadata(num_rows=1, size_bytes=None, exec_stats=None, input_files=None)
+            return [ReadTask(_reader(rows, after, upto), metadata) for after, upto in ranges]
+
+    return StoreSource()
+
+
+def _reader(rows: StoreRows[Any], after: int, upto: int) -> Any:
+    def read() -> Iterator[pa.Table]:
+        import pyarrow as pa
+
+        from ..store import RunStore
+
+        with RunStore.open(Path(rows.run), readonly=True) as store:
+            batch = rows.between(store, after, upto)
+        yield pa.table({"batch": [pickle.dumps(batch)]})
+
+    return read
+
+
+class _Worker:
+    """One actor's worker: the job built once, then fed one batch per call."""
+
+    job: Job[Any, Any]
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._work = self._stack.enter_context(self.job.open(1))
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        import pyarrow as pa
+
+        pairs = []
+        for data in table.column("batch").to_pylist():
+            batch = pickle.loads(data)
+            pairs.append(pickle.dumps((batch, self._work(batch))))
+        numbers = table.column("number") if "number" in table.column_names else [-1] * len(pairs)
+        return pa.table({"number": numbers, "pair": pairs})
+
+    def __del__(self) -> None:
+        self._stack.close()
+
+
+def _worker_class(job: Job[Any, Any]) -> type[_Worker]:
+    """A worker class holding `job`: shipped with the class, so that Ray can restart a dead
+    actor from the class alone (constructor arguments would live in the object store, which
+    a failure may take with it)."""
+    return type("Worker", (_Worker,), {"job": job})
+
+
+def _user_error(exc: BaseException) -> MagicoderDataError:
+    """The tool's own error inside a Ray failure (a worker that cannot start its sandbox, say),
+    else a RunError saying in one line what Ray reported; stored work is kept either way."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, MagicoderDataError):
+            return current
+        seen.add(id(current))
+        current = getattr(current, "cause", None) or current.__cause__
+    return RunError(
+        f"the ray executor failed: {_first_line(exc)}; what finished is stored, re-run to resume"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
