@@ -16,8 +16,8 @@ from magicoder_data import ConfigError, RunStore, SourceError, readers
 from magicoder_data.decontam import benchmarks
 from magicoder_data.decontam.audit import audit, rows_of
 from magicoder_data.decontam.benchmarks import load
-from magicoder_data.generate import iter_samples
 from magicoder_data.executors import LocalExecutor
+from magicoder_data.generate import iter_samples
 from magicoder_data.lintseq.stage import LintSeqConfig, run_file
 from magicoder_data.readers import is_hub_name, open_dataset, read_rows
 from tests.conftest import generated_run, write_jsonl, write_parquet
