@@ -71,7 +71,7 @@ class RayExecutor(Executor):
                 raise ConfigError(f"cannot {where}: {_first_line(exc)}") from None
             self._started = True
         for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # progress shows in the tool's own display
         context.print_on_execution_start = False
