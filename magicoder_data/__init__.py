@@ -14,13 +14,17 @@ __version__ = "0.1.0"
 #: Where each public name lives. Imported on first use, so a worker process that needs one
 #: stage (spawned for `sample --workers`) does not pay for the whole library (openai, sklearn).
 _EXPORTS = {
+    "BatchJob": ".executors",
     "Check": ".execution.sandbox",
     "CleanConfig": ".clean",
     "CleanOptions": ".clean",
     "ConfigError": ".errors",
+    "DecontaminateOptions": ".decontam.stage",
     "Document": ".records",
     "Drop": ".records",
     "DropReport": ".stage",
+    "Executor": ".executors",
+    "ExecutorOptions": ".executors",
     "ExportOptions": ".export.stage",
     "ExportReport": ".export.stage",
     "GenerateConfig": ".config",
@@ -33,6 +37,7 @@ _EXPORTS = {
     "LanguageReport": ".seeds",
     "Limits": ".execution.sandbox",
     "LintSeqConfig": ".lintseq.stage",
+    "LocalExecutor": ".executors",
     "LintSeqOptions": ".lintseq.stage",
     "LintSeqReport": ".lintseq.stage",
     "MAGICODER_MIX": ".languages",
@@ -61,6 +66,7 @@ _EXPORTS = {
     "Seed": ".records",
     "SourceError": ".errors",
     "Stage": ".stage",
+    "StoreRows": ".executors",
     "VerifyOptions": ".verify",
     "VerifyReport": ".verify",
     "bundled_corpus": ".corpus",
@@ -77,7 +83,7 @@ if _typing.TYPE_CHECKING:
     from .clean import CleanConfig, CleanOptions
     from .config import GenerateConfig, SampleConfig
     from .corpus import bundled_corpus, open_source
-    from .decontam.stage import ScanOptions
+    from .decontam.stage import DecontaminateOptions, ScanOptions
     from .errors import (
         ConfigError,
         HubError,
@@ -91,6 +97,7 @@ if _typing.TYPE_CHECKING:
         SourceError,
     )
     from .execution.sandbox import Check, Job, Limits, Outcome, Result, Sandbox
+    from .executors import BatchJob, Executor, ExecutorOptions, LocalExecutor, StoreRows
     from .export.stage import ExportOptions, ExportReport, PushOptions, PushReport
     from .generate import GenerateOptions, GenerateStats
     from .languages import LANGUAGES, MAGICODER_MIX
@@ -129,13 +136,17 @@ __all__ = [
     "LANGUAGES",
     "MAGICODER_MIX",
     "STAGES",
+    "BatchJob",
     "Check",
     "CleanConfig",
     "CleanOptions",
     "ConfigError",
+    "DecontaminateOptions",
     "Document",
     "Drop",
     "DropReport",
+    "Executor",
+    "ExecutorOptions",
     "ExportOptions",
     "ExportReport",
     "GenerateConfig",
@@ -149,6 +160,7 @@ __all__ = [
     "LintSeqConfig",
     "LintSeqOptions",
     "LintSeqReport",
+    "LocalExecutor",
     "MagicoderDataError",
     "Outcome",
     "PipelineConfig",
@@ -173,6 +185,7 @@ __all__ = [
     "Seed",
     "SourceError",
     "Stage",
+    "StoreRows",
     "VerifyOptions",
     "VerifyReport",
     "__version__",

@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .config import OPTIONS, build
-from .executors import Executor, ExecutorOptions, Job, LocalExecutor, StoreRows
+from .executors import BatchJob, Executor, ExecutorOptions, LocalExecutor, StoreRows
 from .generate import PARSED_COLUMNS, ParsedSample, count_parsed
 from .languages import LANGUAGES
 from .records import Drop
@@ -286,7 +286,7 @@ class Checked:
 
 
 @dataclass(frozen=True)
-class CleanJob(Job[ParsedSample, Checked]):
+class CleanJob(BatchJob[ParsedSample, Checked]):
     """The clean stage's per-sample work as a pure function over batches: checks, exact keys,
     MinHash signatures and code tokens."""
 

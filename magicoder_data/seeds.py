@@ -29,7 +29,7 @@ from tree_sitter import Tree
 from .config import SampleConfig, SourceKind, build, parse_mix, parse_pairs, scale_mix
 from .corpus import Shard, SkippedShard, Source, open_source
 from .errors import ConfigError, RunError
-from .executors import Executor, ExecutorOptions, Job, LocalExecutor
+from .executors import BatchJob, Executor, ExecutorOptions, LocalExecutor
 from .languages import LANGUAGES, MAGICODER_MIX, Language
 from .records import Document, Drop, Seed
 from .stage import Progress as StageProgress
@@ -488,7 +488,7 @@ class ShardDraw:
 
 
 @dataclass(frozen=True)
-class ShardJob(Job[ShardTask, ShardDraw]):
+class ShardJob(BatchJob[ShardTask, ShardDraw]):
     """The sampler's reading as a pure function: a shard in, its bottom-k out. The union of
     every shard's bottom-k holds the whole language's, so merging them on the driver gives
     the local sampler's seeds, whatever the number of workers or the order shards finish."""

@@ -25,8 +25,7 @@ from pydantic import BaseModel, Field, model_validator
 from .config import StrictModel, build
 from .errors import ConfigError
 from .execution.sandbox import STATUSES, Check, Job, Limits, Sandbox
-from .executors import Executor, ExecutorOptions
-from .executors import Job as ExecutorJob
+from .executors import BatchJob, Executor, ExecutorOptions
 from .languages import canonical
 from .outputs import replacing_file
 from .readers import missing_field, open_dataset
@@ -170,7 +169,7 @@ class Pending:
 
 
 @dataclass(frozen=True)
-class VerifyJob(ExecutorJob[Any, Verdict]):
+class VerifyJob(BatchJob[Any, Verdict]):
     """Verification as a pure function over batches: each worker starts a sandbox once, with
     a process per core it is given, and runs every batch in it."""
 

@@ -19,7 +19,7 @@ from pydantic import field_validator, model_validator
 from ..config import StrictModel, build
 from ..errors import ConfigError, SandboxError
 from ..execution.sandbox import Sandbox
-from ..executors import ExecutorOptions, Job
+from ..executors import BatchJob, ExecutorOptions
 from ..records import Drop
 from ..stage import DropReport, Progress, Stage
 from ..store import RunStore
@@ -185,7 +185,7 @@ Scanned = tuple[float, int, list[Match]]
 
 
 @dataclass(frozen=True)
-class ScanJob(Job[ToScan, Scanned]):
+class ScanJob(BatchJob[ToScan, Scanned]):
     """The scan as a pure function over batches: each worker builds the benchmark's indexes
     (and the execution method's sandbox, with a process per core it is given) once."""
 

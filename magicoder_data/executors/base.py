@@ -1,11 +1,11 @@
 """The executor seam: a stage's CPU-heavy work as a pure function over batches, and what runs it.
 
-A stage hands an executor a `Job` (plain, picklable data: its settings, a benchmark's items) and
-its input: `StoreRows`, the run's rows it has still to do, or plain batches. The executor builds
-the job's worker once per process (indexes, a sandbox), feeds it batches and gives the driver
-back each batch with its results. Only the driver writes the run store, a batch at a time, so a
-killed job resumes exactly as it does on one machine; the executor, not the stage, decides how
-many processes (or machines) do the work.
+A stage hands an executor a `BatchJob` (plain, picklable data: its settings, a benchmark's
+items) and its input: `StoreRows`, the run's rows it has still to do, or plain batches. The
+executor builds the job's worker once per process (indexes, a sandbox), feeds it batches and
+gives the driver back each batch with its results. Only the driver writes the run store, a
+batch at a time, so a killed job resumes exactly as it does on one machine; the executor, not
+the stage, decides how many processes (or machines) do the work.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ BatchFunction = Callable[[list[In]], list[Out]]
 ExecutorName = Literal["local", "ray"]
 
 
-class Job(ABC, Generic[In, Out]):
+class BatchJob(ABC, Generic[In, Out]):
     """A pure function over batches, shipped to workers as data.
 
     `open(cores)` builds what every batch needs once per worker and yields the function;
@@ -118,7 +118,7 @@ class Executor(ABC):
     @abstractmethod
     def map(
         self,
-        job: Job[In, Out],
+        job: BatchJob[In, Out],
         batches: StoreRows[In] | Iterable[list[In]],
         store: RunStore | None = None,
         *,

@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from ..workers import QuietSpawnContext, ignore_sigint
-from .base import BatchFunction, Executor, In, Job, Out, StoreRows
+from .base import BatchFunction, BatchJob, Executor, In, Out, StoreRows
 
 if TYPE_CHECKING:
     from ..store import RunStore
@@ -23,7 +23,7 @@ _WORKER: BatchFunction[Any, Any] | None = None
 CHUNKS_PER_WORKER = 4
 
 
-def _start(job: Job[Any, Any]) -> None:
+def _start(job: BatchJob[Any, Any]) -> None:
     """Pool initializer: build the job's worker once (it lives as long as the process)."""
     global _WORKER
     ignore_sigint()
@@ -45,7 +45,7 @@ class LocalExecutor(Executor):
 
     def map(
         self,
-        job: Job[In, Out],
+        job: BatchJob[In, Out],
         batches: StoreRows[In] | Iterable[list[In]],
         store: RunStore | None = None,
         *,

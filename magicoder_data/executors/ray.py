@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, MagicoderDataError, RunError
-from .base import Executor, In, Job, Out, StoreRows
+from .base import BatchJob, Executor, In, Out, StoreRows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -84,7 +84,7 @@ class RayExecutor(Executor):
 
     def map(
         self,
-        job: Job[In, Out],
+        job: BatchJob[In, Out],
         batches: StoreRows[In] | Iterable[list[In]],
         store: RunStore | None = None,
         *,
@@ -112,7 +112,7 @@ class RayExecutor(Executor):
     def _attempt(
         self,
         ray: Any,
-        job: Job[In, Out],
+        job: BatchJob[In, Out],
         batches: StoreRows[In] | list[list[In]],
         store: RunStore | None,
         done: set[int],
@@ -200,7 +200,7 @@ def _reader(rows: StoreRows[Any], after: int, upto: int) -> Any:
 class _Worker:
     """One actor's worker: the job built once, then fed one batch per call."""
 
-    job: Job[Any, Any]
+    job: BatchJob[Any, Any]
 
     def __init__(self) -> None:
         self._stack = ExitStack()
@@ -220,7 +220,7 @@ class _Worker:
         self._stack.close()
 
 
-def _worker_class(job: Job[Any, Any]) -> type[_Worker]:
+def _worker_class(job: BatchJob[Any, Any]) -> type[_Worker]:
     """A worker class holding `job`: shipped with the class, so that Ray can restart a dead
     actor from the class alone (constructor arguments would live in the object store, which
     a failure may take with it)."""

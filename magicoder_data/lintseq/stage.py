@@ -24,7 +24,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from ..config import OPTIONS, build
 from ..errors import ConfigError
-from ..executors import Executor, ExecutorOptions, Job
+from ..executors import BatchJob, Executor, ExecutorOptions
 from ..languages import canonical
 from ..outputs import replacing_file
 from ..readers import missing_field, open_dataset
@@ -101,7 +101,7 @@ BATCH = 256
 
 
 @dataclass(frozen=True)
-class LintJob(Job[Any, Result]):
+class LintJob(BatchJob[Any, Result]):
     """LintSeq as a pure function over batches of programs; none of them is ever executed."""
 
     config: LintSeqConfig
