@@ -434,16 +434,8 @@ def draw_seeds(
     )
     try:
         for language, quota in config.mix.items():
-            reservoir = Reservoir(language, quota, config, seed_pool(store, language))
-            done = finished_shards(store, language)
-            reservoir.scanned = sum(done.values())
-            for shard in source.shards(language, config.data_dir(language)):
-                if shard.name in done:
-                    continue
-                if isinstance(shard, SkippedShard):  # a FIFO or the like: reported, never opened
-                    drop = Drop(language, shard.reason, shard.name, None, shard.detail)
-                    checkpoint_shard(store, language, shard.name, 0, ([], [], [drop]))
-                    continue
+            reservoir, shards = _resumed(store, config, source, language, quota)
+            for shard in shards:
                 before = reservoir.scanned
                 for result in _drawn(shard.documents(reservoir.select), reservoir, pool, workers):
                     reservoir.add(result)
@@ -514,24 +506,16 @@ def draw_shards(
     progress: Progress | None = None,
 ) -> dict[str, LanguageReport]:
     """The sample stage with every shard read by `executor`'s workers: each gives its own
-    bottom-k, merged here into the language's reservoir and checkpointed, shard by shard."""
+    bottom-k, merged here into the language's reservoir and checkpointed, shard by shard, in
+    the shards' order, so that an id the source repeats keeps the copy read first, as locally."""
     reservoirs: dict[str, Reservoir] = {}
     tasks: list[list[ShardTask]] = []
     for language, quota in config.mix.items():
-        reservoir = Reservoir(language, quota, config, seed_pool(store, language))
+        reservoir, shards = _resumed(store, config, source, language, quota)
         reservoirs[language] = reservoir
-        done = finished_shards(store, language)
-        reservoir.scanned = sum(done.values())
-        for shard in source.shards(language, config.data_dir(language)):
-            if shard.name in done:
-                continue
-            if isinstance(shard, SkippedShard):  # a FIFO or the like: reported, never opened
-                drop = Drop(language, shard.reason, shard.name, None, shard.detail)
-                checkpoint_shard(store, language, shard.name, 0, ([], [], [drop]))
-                continue
-            tasks.append([ShardTask(language, shard, quota, reservoir.top())])
+        tasks += [[ShardTask(language, shard, quota, reservoir.top())] for shard in shards]
     with executor:
-        for (task,), (drawn,) in executor.map(ShardJob(config), tasks):
+        for (task,), (drawn,) in executor.map(ShardJob(config), tasks, ordered=True):
             reservoir = reservoirs[task.language]
             results: list[Seed | Drop] = [*drawn.seeds, *drawn.drops]
             for result in results:
@@ -551,6 +535,26 @@ def draw_shards(
         store, list(config.mix), cutoffs, {lang: asdict(report) for lang, report in outcome.items()}
     )
     return outcome
+
+
+def _resumed(
+    store: RunStore, config: SampleConfig, source: Source, language: str, quota: int
+) -> tuple[Reservoir, list[Shard]]:
+    """The language's reservoir as of its last checkpoint, and the shards left to read; a
+    shard-named entry that is no shard (a FIFO or the like) is recorded as a drop, not read."""
+    reservoir = Reservoir(language, quota, config, seed_pool(store, language))
+    done = finished_shards(store, language)
+    reservoir.scanned = sum(done.values())
+    shards = []
+    for shard in source.shards(language, config.data_dir(language)):
+        if shard.name in done:
+            continue
+        if isinstance(shard, SkippedShard):
+            drop = Drop(language, shard.reason, shard.name, None, shard.detail)
+            checkpoint_shard(store, language, shard.name, 0, ([], [], [drop]))
+            continue
+        shards.append(shard)
+    return reservoir, shards
 
 
 BATCH = 64

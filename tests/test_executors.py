@@ -12,30 +12,23 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from magicoder_data import RunStore, SampleConfig
+from magicoder_data.corpus import Shard, Source, open_source
 from magicoder_data.executors import ExecutorOptions, LocalExecutor
 from magicoder_data.lintseq.stage import FileProgram, LintJob, LintSeqConfig
-from tests.conftest import generated_run, run_cli
+from magicoder_data.seeds import draw_seeds, draw_shards
+from tests.conftest import code_doc, doc, generated_run, run_cli
 from tests.test_verify import FIRST
 from tests.test_verify import answer as verify_answer
+from tests.test_viewer import HUMANEVAL_0
 
 RAY = [str(Path(sys.executable).with_name("ray"))]
-HUMANEVAL_0 = (
-    "from typing import List\n\n\n"
-    "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
-    "    for idx, elem in enumerate(numbers):\n"
-    "        for idx2, elem2 in enumerate(numbers):\n"
-    "            if idx != idx2:\n"
-    "                distance = abs(elem - elem2)\n"
-    "                if distance < threshold:\n"
-    "                    return True\n\n"
-    "    return False\n"
-)
 
 
 def answer(seed: int) -> str:
@@ -131,6 +124,7 @@ def stored(run: Path) -> dict[str, list]:
     }
 
 
+@pytest.mark.timeout(300)
 def test_every_stage_gives_the_same_rows_on_ray_as_locally(tmp_path: Path, ray_address: str):
     # sample: Ray started by the command itself (no address), against the local sampler.
     seeds = {}
@@ -211,3 +205,65 @@ def test_executor_options_are_checked_before_anything_runs(tmp_path: Path):
         ExecutorOptions(ray_address="127.0.0.1:1")
     bad = run_cli("lintseq", tmp_path / "none", "--executor", "spark")
     assert bad.returncode == 2 and "spark" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_without_the_extra_the_ray_executor_names_the_install_command(tmp_path: Path):
+    run = tmp_path / "run"
+    missing = tmp_path / "site" / "ray"
+    missing.mkdir(parents=True)
+    (missing / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    env = {**os.environ, "PYTHONPATH": str(missing.parent)}
+    result = run_cli("sample", run, "--source", "bundled", "--executor", "ray", env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and not run.exists()
+    assert result.stderr.strip().splitlines() == [
+        "error: --executor ray needs Ray, which is not installed: pip install 'magicoder-data[ray]'"
+    ]
+
+
+class Reversed:
+    """A source whose shards come in the other order."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.description = inner.description
+
+    def shards(self, language: str, data_dir: str) -> list[Shard]:
+        return self.inner.shards(language, data_dir)[::-1]
+
+
+def test_merged_shard_bottom_k_is_the_local_sample(tmp_path: Path, corpus):
+    rows = [doc(str(i), code_doc(i)) for i in range(240)]
+    rows += [doc(f"twin-{i}", f"shared_{i % 20} = {i % 20}\n") for i in range(60)]  # copies
+    odd = [doc("empty", "   \n"), doc("4", "a repeated id\n")]
+    root = corpus({"python": rows, "rust": rows[:30] + odd}, shards=6)
+    config = SampleConfig(source=str(root), mix={"python": 45, "rust": 50})
+
+    def sampled(name: str, draw: Callable[[RunStore], object]) -> tuple[list, ...]:
+        with RunStore.open(tmp_path / name) as store:
+            draw(store)
+        return (
+            table(tmp_path / name, "SELECT * FROM seeds ORDER BY id"),
+            table(
+                tmp_path / name,
+                "SELECT stage, language, reason, item, rank FROM drops ORDER BY 2, 4, 3",
+            ),
+            table(tmp_path / name, "SELECT language, shard, documents FROM shards ORDER BY 1, 2"),
+        )
+
+    local = sampled("local", lambda store: draw_seeds(store, config))
+    spread = sampled(
+        "spread", lambda s: draw_shards(s, config, open_source(str(root)), LocalExecutor(2))
+    )
+    assert spread == local
+    reasons = {row[2] for row in local[1]}
+    assert {"duplicate", "duplicate_id", "empty"} <= reasons and len(local[0]) == 45 + 30
+    # Shards read in the other order: the same bottom-k; only the repeated id keeps its other
+    # copy, the one now read first.
+    backwards = sampled(
+        "backwards",
+        lambda s: draw_shards(s, config, Reversed(open_source(str(root))), LocalExecutor(1)),
+    )
+    assert backwards[1:] == local[1:]
+    changed = [(a[3], a[-1], b[-1]) for a, b in zip(local[0], backwards[0], strict=True) if a != b]
+    assert [(doc_id, text) for doc_id, text, _ in changed] == [("4", "a repeated id")]
+    assert changed[0][2].startswith("value_4_")

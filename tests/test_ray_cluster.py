@@ -123,6 +123,7 @@ def wait_for(condition, seconds: float = 120) -> None:  # type: ignore[no-untype
         time.sleep(0.2)
 
 
+@pytest.mark.timeout(300)
 def test_a_killed_worker_and_a_killed_driver_lose_nothing(tmp_path: Path, cluster: str):
     # The standard library's modules, copied out of any git checkout they may sit in.
     tree = tmp_path / "stdlib"

@@ -141,8 +141,13 @@ class ExecutorOptions(StrictModel):
     EXECUTION: ClassVar[frozenset[str]] = frozenset({"executor", "ray_address"})
 
     @model_validator(mode="after")
-    def _address_needs_ray(self) -> ExecutorOptions:
-        if self.ray_address is not None and self.executor != "ray":
+    def _ray_is_there(self) -> ExecutorOptions:
+        """A missing extra is said before any run is opened."""
+        if self.executor == "ray":
+            from .ray import require_ray
+
+            require_ray()
+        elif self.ray_address is not None:
             raise ConfigError("--ray-address goes with --executor ray")
         return self
 

@@ -36,7 +36,7 @@ INSTALL = "pip install 'magicoder-data[ray]'"
 RETRIES = 3
 
 
-def _ray() -> Any:
+def require_ray() -> Any:
     """The ray module, or a ConfigError naming the install command."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the tool sends no telemetry
     try:
@@ -57,7 +57,7 @@ class RayExecutor(Executor):
         self._started = False
 
     def _connect(self) -> Any:
-        ray = _ray()
+        ray = require_ray()
         if not ray.is_initialized():
             try:
                 ray.init(
@@ -79,7 +79,7 @@ class RayExecutor(Executor):
 
     def close(self) -> None:
         if self._started:
-            _ray().shutdown()
+            require_ray().shutdown()
             self._started = False
 
     def map(
