@@ -483,7 +483,9 @@ class ShardDraw:
 class ShardJob(BatchJob[ShardTask, ShardDraw]):
     """The sampler's reading as a pure function: a shard in, its bottom-k out. The union of
     every shard's bottom-k holds the whole language's, so merging them on the driver gives
-    the local sampler's seeds, whatever the number of workers or the order shards finish."""
+    the local sampler's seeds, whatever the number of workers or the order shards finish.
+    Only documents below the task's bound (the language's top when the shard was handed out)
+    are drawn, so that shards read late draw little, as they do locally."""
 
     config: SampleConfig
 
@@ -509,13 +511,18 @@ def draw_shards(
     bottom-k, merged here into the language's reservoir and checkpointed, shard by shard, in
     the shards' order, so that an id the source repeats keeps the copy read first, as locally."""
     reservoirs: dict[str, Reservoir] = {}
-    tasks: list[list[ShardTask]] = []
+    shards: dict[str, list[Shard]] = {}
     for language, quota in config.mix.items():
-        reservoir, shards = _resumed(store, config, source, language, quota)
-        reservoirs[language] = reservoir
-        tasks += [[ShardTask(language, shard, quota, reservoir.top())] for shard in shards]
+        reservoirs[language], shards[language] = _resumed(store, config, source, language, quota)
+
+    def tasks() -> Iterator[list[ShardTask]]:
+        """Made when a worker is free: a shard's bound is its language's top by then."""
+        for language, reservoir in reservoirs.items():
+            for shard in shards[language]:
+                yield [ShardTask(language, shard, reservoir.quota, reservoir.top())]
+
     with executor:
-        for (task,), (drawn,) in executor.map(ShardJob(config), tasks, ordered=True):
+        for (task,), (drawn,) in executor.map(ShardJob(config), tasks(), ordered=True):
             reservoir = reservoirs[task.language]
             results: list[Seed | Drop] = [*drawn.seeds, *drawn.drops]
             for result in results:

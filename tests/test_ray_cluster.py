@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, run_generate
+from tests.conftest import code_doc, doc, run_cli, run_generate
 from tests.openai_server import FakeOpenAI
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -68,10 +68,15 @@ def ray(*args: str) -> str:
     ).stdout
 
 
-@pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
     """A head node and a worker node, one CPU each, asking for the token `ray start` wrote."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_AUTH_MODE", "token")
+        yield from _cluster()
+
+
+def _cluster() -> Iterator[str]:
     subprocess.run([RAY, "stop", "--force"], capture_output=True, check=False)
     head = ray(
         "start",
@@ -93,8 +98,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def stored(run: Path) -> list[tuple]:
-    with sqlite3.connect(run / "run.db") as conn:
-        return conn.execute("SELECT * FROM lintseq ORDER BY 1, 2").fetchall()
+    return table(run, "SELECT * FROM lintseq ORDER BY 1, 2")
 
 
 def done(run: Path) -> int:
@@ -102,16 +106,17 @@ def done(run: Path) -> int:
         return int(conn.execute("SELECT COUNT(DISTINCT seed_id) FROM lintseq").fetchone()[0])
 
 
-def workers() -> list[int]:
-    """Processes of Ray's map actors (their title names the map)."""
+def workers(title: bytes = b"ray::MapWorker") -> list[int]:
+    """Processes of Ray's actors of one kind (their title names the class: Ray Data's map
+    actors, or `Worker` for the actor pool that takes plain batches)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                title = (entry / "cmdline").read_bytes()
+                cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if title.startswith(b"ray::MapWorker"):
+            if cmdline.startswith(title):
                 found.append(int(entry.name))
     return found
 
@@ -120,7 +125,7 @@ def wait_for(condition, seconds: float = 120) -> None:  # type: ignore[no-untype
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
+        time.sleep(0.02)
 
 
 @pytest.mark.timeout(300)
@@ -177,3 +182,32 @@ def test_a_killed_worker_and_a_killed_driver_lose_nothing(tmp_path: Path, cluste
     finished = run_cli(*command[3:], check=True)
     assert "Traceback" not in finished.stderr
     assert stored(remote) == expected
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_killed_while_reading_shards_costs_only_its_shard(
+    tmp_path: Path, cluster: str, corpus
+):
+    rows = [doc(str(i), code_doc(i, lines=120)) for i in range(6000)]
+    root = corpus({"python": rows}, shards=40)
+    options = ["--source", str(root), "--mix", "python=400", "--plain"]
+    run_cli("sample", tmp_path / "local", *options, check=True)
+    remote = tmp_path / "remote"
+    command = [sys.executable, "-m", "magicoder_data", "sample", str(remote), *options]
+    command += ["--executor", "ray", "--ray-address", cluster]
+    sampling = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: bool(workers(b"ray::Worker")))
+    os.kill(workers(b"ray::Worker")[0], signal.SIGKILL)
+    _, errors = sampling.communicate(timeout=240)
+    assert sampling.returncode == 0 and "Traceback" not in errors, errors
+    assert "a Ray worker failed" in errors
+    query = "SELECT * FROM seeds ORDER BY id"
+    assert table(remote, query) == table(tmp_path / "local", query)
+    shards = "SELECT shard, documents FROM shards ORDER BY 1"
+    assert table(remote, shards) == table(tmp_path / "local", shards)
+    assert len(table(remote, shards)) == 40
+
+
+def table(run: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(run / "run.db") as conn:
+        return conn.execute(query).fetchall()

@@ -125,7 +125,9 @@ class Executor(ABC):
         ordered: bool = False,
     ) -> Iterator[tuple[list[In], list[Out]]]:
         """Each batch with its results. `store` is where StoreRows are read from on the driver;
-        `ordered` keeps the input's order (else batches come back as they finish)."""
+        `ordered` keeps the input's order (else batches come back as they finish). Plain
+        batches are taken from their iterable as workers free up, never all at once, so a
+        batch made late sees what the driver did with earlier results."""
 
 
 class ExecutorOptions(StrictModel):

@@ -1,12 +1,14 @@
-"""The Ray executor: a job's batches spread over a Ray cluster with Ray Data.
+"""The Ray executor: a job's batches spread over a Ray cluster.
 
-Every batch is one row of a Ray Data dataset: a run's pending rows are read by a datasource
-whose read tasks stay on the driver's node (the run's SQLite file lives there), and plain
-batches come from the driver's memory. `map_batches` runs the job in an actor pool, one actor
-per CPU of the cluster, each building the job's worker once (indexes, a sandbox) and keeping
-it for every batch it gets; Ray restarts an actor that dies and retries its batch. Results
-come back to the driver, which alone writes the run, a batch at a time, so a killed driver
-resumes exactly where it stopped.
+A run's pending rows go through Ray Data: each batch is one row of a dataset read by a
+datasource whose read tasks stay on the driver's node (the run's SQLite file lives there), and
+`map_batches` runs the job in an actor pool, one actor per CPU of the cluster, each building
+the job's worker once (indexes, a sandbox) and keeping it for every batch it gets. Plain
+batches (the sampler's shards, a file mode's rows) go to a pool of the same actors, fed a
+batch at a time as actors free up: Ray Data fixes a dataset's inputs when it starts, while a
+batch made late can use what earlier ones gave (a shard's bound), and a file is never read
+whole. Results come back to the driver, which alone writes the run, a batch at a time, so a
+killed driver resumes exactly where it stopped; a dead worker costs its batch, done again.
 
 Ray is an optional extra (`pip install 'magicoder-data[ray]'`); nodes need magicoder-data
 installed too, as any Ray application's dependencies.
@@ -18,6 +20,7 @@ import logging
 import os
 import pickle
 import warnings
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -91,53 +94,77 @@ class RayExecutor(Executor):
         ordered: bool = False,
     ) -> Iterator[tuple[list[In], list[Out]]]:
         ray = self._connect()
-        ray.data.DataContext.get_current().execution_options.preserve_order = ordered
         if not isinstance(batches, StoreRows):
-            batches = list(batches)
-        done: set[int] = set()  # plain batches already given back
+            yield from self._pool(ray, job, iter(batches), ordered)
+            return
+        ray.data.DataContext.get_current().execution_options.preserve_order = ordered
         for attempt in range(RETRIES + 1):
             try:
-                for number, pair in self._attempt(ray, job, batches, store, done):
-                    done.add(number)
-                    yield pair
+                yield from self._attempt(ray, job, batches, store)
                 return
             except ray.exceptions.RayError as exc:
-                error = _user_error(exc)
-                if not isinstance(error, RunError) or attempt == RETRIES:
-                    raise error from None
-                logging.getLogger("magicoder_data").warning(
-                    "a Ray worker failed (%s); going on with the batches left", _first_line(exc)
-                )
+                _going_on(exc, attempt)
+
+    def _pool(
+        self, ray: Any, job: BatchJob[In, Out], batches: Iterator[list[In]], ordered: bool
+    ) -> Iterator[tuple[list[In], list[Out]]]:
+        """Plain batches over an actor pool, each taken from `batches` when an actor is free,
+        after the driver has had every result given before it."""
+        worker = ray.remote(num_cpus=1, max_restarts=0)(_worker_class(job))
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        actors: list[Any] = []
+        flight: deque[tuple[Any, list[In], Any]] = deque()  # (result ref, batch, actor)
+
+        def send(batch: list[In], actor: Any, first: bool = False) -> None:
+            entry = (actor.work.remote(batch), batch, actor)
+            if first:
+                flight.appendleft(entry)
+            else:
+                flight.append(entry)
+
+        try:
+            for batch in batches:
+                actors.append(worker.remote())
+                send(batch, actors[-1])
+                if len(actors) == cpus:
+                    break
+            failures = 0
+            while flight:
+                if not ordered:
+                    ready, _ = ray.wait([ref for ref, _, _ in flight], num_returns=1)
+                    flight.rotate(-next(i for i, f in enumerate(flight) if f[0] == ready[0]))
+                ref, batch, actor = flight.popleft()
+                try:
+                    results = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    _going_on(exc, failures)
+                    failures += 1
+                    actors.append(worker.remote())
+                    send(batch, actors[-1], first=True)
+                    continue
+                yield batch, results
+                if (following := next(batches, None)) is not None:
+                    send(following, actor)
+        finally:
+            for actor in actors:
+                ray.kill(actor)
 
     def _attempt(
-        self,
-        ray: Any,
-        job: BatchJob[In, Out],
-        batches: StoreRows[In] | list[list[In]],
-        store: RunStore | None,
-        done: set[int],
-    ) -> Iterator[tuple[int, tuple[list[In], list[Out]]]]:
-        """One pass over what is left: StoreRows read anew (what the driver stored is no
-        longer pending), plain batches but those already given back."""
-        if isinstance(batches, StoreRows):
-            assert store is not None, "StoreRows are counted in the driver's store"
-            ranges = batches.ranges(store)
-            if not ranges:
-                return
-            dataset = ray.data.read_datasource(
-                _store_source(batches, ranges), override_num_blocks=len(ranges), num_cpus=0
-            )
-            count = len(ranges)
-        else:
-            rows = [
-                {"number": n, "batch": pickle.dumps(b)}
-                for n, b in enumerate(batches)
-                if n not in done
-            ]
-            if not rows:
-                return
-            dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-            count = len(rows)
+        self, ray: Any, job: BatchJob[In, Out], batches: StoreRows[In], store: RunStore | None
+    ) -> Iterator[tuple[list[In], list[Out]]]:
+        """One pass over the rows still pending (what the driver stored is pending no more)."""
+        assert store is not None, "StoreRows are counted in the driver's store"
+        ranges = batches.ranges(store)
+        if not ranges:
+            return
+        # One reader at a time: a read is a few milliseconds, and each concurrent one would
+        # start a Python worker process of its own on the driver's node.
+        dataset = ray.data.read_datasource(
+            _store_source(batches, ranges),
+            override_num_blocks=len(ranges),
+            num_cpus=0,
+            concurrency=1,
+        )
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         with warnings.catch_warnings():  # Ray names no other way to set max_restarts yet
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -145,7 +172,7 @@ class RayExecutor(Executor):
                 _worker_class(job),
                 batch_size=1,
                 batch_format="pyarrow",
-                concurrency=min(cpus, count),
+                concurrency=min(cpus, len(ranges)),
                 num_cpus=1,
                 # A dead worker fails its batch; `map` then goes on with what is left, so Ray
                 # need not restart actors (a restart Ray Data's object-store arguments make
@@ -153,10 +180,8 @@ class RayExecutor(Executor):
                 max_restarts=0,
             )
         for block in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for number, pair in zip(
-                block.column("number").to_pylist(), block.column("pair").to_pylist(), strict=True
-            ):
-                yield number, pickle.loads(pair)
+            for pair in block.column("pair").to_pylist():
+                yield pickle.loads(pair)
 
 
 def _store_source(rows: StoreRows[Any], ranges: list[tuple[int, int]]) -> Any:
@@ -206,18 +231,25 @@ class _Worker:
         self._stack = ExitStack()
         self._work = self._stack.enter_context(self.job.open(1))
 
+    def work(self, batch: list[Any]) -> list[Any]:
+        """A plain batch's results (`RayExecutor._pool`)."""
+        return self._work(batch)
+
     def __call__(self, table: pa.Table) -> pa.Table:
+        """Ray Data's call: rows each holding a pickled batch, to rows of (batch, results)."""
         import pyarrow as pa
 
         pairs = []
         for data in table.column("batch").to_pylist():
             batch = pickle.loads(data)
             pairs.append(pickle.dumps((batch, self._work(batch))))
-        numbers = table.column("number") if "number" in table.column_names else [-1] * len(pairs)
-        return pa.table({"number": numbers, "pair": pairs})
+        return pa.table({"pair": pairs})
 
     def __del__(self) -> None:
-        self._stack.close()
+        # `ray.remote` subclasses this class for its handle, whose instances never ran
+        # `__init__` on the driver.
+        if stack := getattr(self, "_stack", None):
+            stack.close()
 
 
 def _worker_class(job: BatchJob[Any, Any]) -> type[_Worker]:
@@ -225,6 +257,17 @@ def _worker_class(job: BatchJob[Any, Any]) -> type[_Worker]:
     actor from the class alone (constructor arguments would live in the object store, which
     a failure may take with it)."""
     return type("Worker", (_Worker,), {"job": job})
+
+
+def _going_on(exc: BaseException, failures: int) -> None:
+    """After a Ray failure: the tool's own error, or Ray's once it has failed too often, is
+    raised; else a warning, and the map goes on with what is left."""
+    error = _user_error(exc)
+    if not isinstance(error, RunError) or failures >= RETRIES:
+        raise error from None
+    logging.getLogger("magicoder_data").warning(
+        "a Ray worker failed (%s); going on with the batches left", _first_line(exc)
+    )
 
 
 def _user_error(exc: BaseException) -> MagicoderDataError:
