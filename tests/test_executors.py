@@ -267,3 +267,19 @@ def test_merged_shard_bottom_k_is_the_local_sample(tmp_path: Path, corpus):
     changed = [(a[3], a[-1], b[-1]) for a, b in zip(local[0], backwards[0], strict=True) if a != b]
     assert [(doc_id, text) for doc_id, text, _ in changed] == [("4", "a repeated id")]
     assert changed[0][2].startswith("value_4_")
+
+
+def test_a_corrupt_shard_read_by_a_ray_worker_is_the_same_one_line_error(
+    tmp_path: Path, ray_address: str
+):
+    shard = tmp_path / "corpus" / "python" / "train-00000-of-00001.parquet"
+    shard.parent.mkdir(parents=True)
+    shard.write_bytes(b"not parquet")
+    options = ["--source", shard.parent.parent, "--mix", "python=10", "--plain"]
+    local = run_cli("sample", tmp_path / "local", *options)
+    remote = run_cli(
+        "sample", tmp_path / "ray", *options, "--executor", "ray", "--ray-address", ray_address
+    )
+    assert local.returncode == remote.returncode == 1
+    assert remote.stderr.splitlines() == local.stderr.splitlines()
+    assert local.stderr.startswith("error: corrupt or unreadable shard ")

@@ -276,10 +276,12 @@ def _user_error(exc: BaseException) -> MagicoderDataError:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, MagicoderDataError):
-            return current
         seen.add(id(current))
-        current = getattr(current, "cause", None) or current.__cause__
+        # Ray's task error subclasses the error it carries, but says it with a traceback.
+        inner = getattr(current, "cause", None)
+        if inner is None and isinstance(current, MagicoderDataError):
+            return current
+        current = inner or current.__cause__
     return RunError(
         f"the ray executor failed: {_first_line(exc)}; what finished is stored, re-run to resume"
     )
