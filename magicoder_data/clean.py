@@ -373,7 +373,7 @@ def clean_samples(
     dedup = Deduplicator(config)
     drops = []
     with executor or LocalExecutor() as runner:
-        for _, checked in runner.map(CleanJob(config), samples, store, ordered=True):
+        for _, checked in runner.map(CleanJob(config), samples, store):
             drops += [drop for sample in checked if (drop := dedup.drop(sample))]
     return drops
 

@@ -522,7 +522,7 @@ def draw_shards(
                 yield [ShardTask(language, shard, reservoir.quota, reservoir.top())]
 
     with executor:
-        for (task,), (drawn,) in executor.map(ShardJob(config), tasks(), ordered=True):
+        for (task,), (drawn,) in executor.map(ShardJob(config), tasks()):
             reservoir = reservoirs[task.language]
             results: list[Seed | Drop] = [*drawn.seeds, *drawn.drops]
             for result in results:

@@ -328,7 +328,7 @@ def run_file(config: VerifyOptions, files: FileOptions) -> str:
                 batches.append(batch)
                 yield [_item(files, default, number, row) for number, row in batch]
 
-        for _, verdicts in executor.map(VerifyJob(settings), items(), ordered=True):
+        for _, verdicts in executor.map(VerifyJob(settings), items()):
             for (_, row), verdict in zip(batches.popleft(), verdicts, strict=True):
                 counts[verdict.status] += 1
                 record = {**row, "verify_status": verdict.status, "verify_detail": verdict.detail}

@@ -7,12 +7,15 @@ CLI; their stored rows are compared with the same run done by the local executor
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,9 @@ import yaml
 
 from magicoder_data import RunStore, SampleConfig
 from magicoder_data.corpus import Shard, Source, open_source
-from magicoder_data.executors import ExecutorOptions, LocalExecutor
+from magicoder_data.errors import RunError, SandboxError
+from magicoder_data.executors import BatchJob, ExecutorOptions, LocalExecutor, StoreRows
+from magicoder_data.executors.ray import RETRIES, RayExecutor
 from magicoder_data.lintseq.stage import FileProgram, LintJob, LintSeqConfig
 from magicoder_data.seeds import draw_seeds, draw_shards
 from tests.conftest import code_doc, doc, generated_run, run_cli
@@ -283,3 +288,80 @@ def test_a_corrupt_shard_read_by_a_ray_worker_is_the_same_one_line_error(
     assert local.returncode == remote.returncode == 1
     assert remote.stderr.splitlines() == local.stderr.splitlines()
     assert local.stderr.startswith("error: corrupt or unreadable shard ")
+
+
+def seed_id(id: int) -> int:
+    return id
+
+
+@dataclass(frozen=True)
+class Flaky(BatchJob[int, int]):
+    """Doubles numbers. The first time a worker meets `at`, it dies (`exit`: the whole process)
+    or raises (`raise`: a bug, the actor lives on); `marker` says it happened. `times` > 1:
+    every time."""
+
+    marker: str
+    at: int
+    how: str
+    times: int = 1
+
+    @contextmanager
+    def open(self, cores: int) -> Iterator[Callable[[list[int]], list[int]]]:
+        def work(batch: list[int]) -> list[int]:
+            marker = Path(self.marker)
+            if self.at in batch and (self.times > 1 or not marker.exists()):
+                marker.write_text(marker.read_text() + "x" if marker.exists() else "x")
+                if self.how == "exit":
+                    os._exit(1)
+                raise RuntimeError("a bug in the job")
+            return [2 * n for n in batch]
+
+        yield work
+
+
+@dataclass(frozen=True)
+class NoSandbox(BatchJob[int, int]):
+    """A worker that cannot start, as a node without bubblewrap."""
+
+    @contextmanager
+    def open(self, cores: int) -> Iterator[Callable[[list[int]], list[int]]]:
+        raise SandboxError("the sandbox needs bubblewrap (bwrap), which is not installed")
+        yield lambda batch: batch  # pragma: no cover
+
+
+@pytest.mark.parametrize("how", ["exit", "raise"])
+def test_a_failed_worker_costs_its_batch_once_for_plain_batches_and_store_rows(
+    tmp_path: Path, ray_address: str, how: str, caplog: pytest.LogCaptureFixture
+):
+    run = tmp_path / "run"
+    run_cli("sample", run, "--source", "bundled", "--mix", "python=40", check=True)
+    ids = [row[0] for row in table(run, "SELECT id FROM seeds ORDER BY id")]
+    # No pending condition, as `clean` reads its samples: a batch sent twice would show.
+    rows = StoreRows(run, "id", "FROM seeds WHERE 1", "id", 5, seed_id)
+    plain = [ids[i : i + 5] for i in range(0, len(ids), 5)]
+    with caplog.at_level(logging.WARNING, "magicoder_data"), RayExecutor(ray_address) as ray:
+        for n, batches in enumerate((plain, rows)):
+            job = Flaky(str(tmp_path / str(n)), ids[17], how)
+            with RunStore.open(run, readonly=True) as store:
+                got = list(ray.map(job, batches, store))
+            assert Path(job.marker).read_text() == "x"  # it failed, once
+            assert [batch for batch, _ in got] == plain  # each once, in order
+            assert all(out == [2 * b for b in batch] for batch, out in got)
+    warned = [r.getMessage() for r in caplog.records if "a Ray worker failed" in r.message]
+    assert len(warned) == 2 and all(m.endswith("going on with the batches left") for m in warned)
+
+
+def test_ray_failures_end_in_one_line_and_a_worker_that_cannot_start_says_why(
+    tmp_path: Path, ray_address: str
+):
+    batches = [[1, 2], [3, 4], [5, 6]]
+    with RayExecutor(ray_address) as ray:
+        with pytest.raises(SandboxError, match=r"^the sandbox needs bubblewrap"):
+            list(ray.map(NoSandbox(), batches))
+        job = Flaky(str(tmp_path / "marker"), 3, "raise", times=RETRIES + 5)
+        with pytest.raises(RunError) as failed:
+            list(ray.map(job, batches))
+    assert Path(job.marker).read_text() == "x" * (RETRIES + 1)
+    message = str(failed.value)
+    assert "\n" not in message and "a bug in the job" in message
+    assert message.endswith("what finished is stored, re-run to resume")

@@ -121,11 +121,10 @@ class Executor(ABC):
         job: BatchJob[In, Out],
         batches: StoreRows[In] | Iterable[list[In]],
         store: RunStore | None = None,
-        *,
-        ordered: bool = False,
     ) -> Iterator[tuple[list[In], list[Out]]]:
         """Each batch with its results. `store` is where StoreRows are read from on the driver;
-        `ordered` keeps the input's order (else batches come back as they finish). Plain
+        they come back in the input's order, whichever finishes first, so that the driver writes
+        the same rows in the same order on any executor. Plain
         batches are taken from their iterable as workers free up, never all at once, so a
         batch made late sees what the driver did with earlier results."""
 

@@ -17,8 +17,9 @@ from .base import BatchFunction, BatchJob, Executor, In, Out, StoreRows
 if TYPE_CHECKING:
     from ..store import RunStore
 
-#: The job's worker in a pool process, built by `_start`.
+#: The job's worker in a pool process, built by `_start`, and what keeps it open.
 _WORKER: BatchFunction[Any, Any] | None = None
+_OPEN = ExitStack()
 #: Chunks each worker gets of a batch, so that a slow item holds up little.
 CHUNKS_PER_WORKER = 4
 
@@ -27,7 +28,7 @@ def _start(job: BatchJob[Any, Any]) -> None:
     """Pool initializer: build the job's worker once (it lives as long as the process)."""
     global _WORKER
     ignore_sigint()
-    _WORKER = ExitStack().enter_context(job.open(1))
+    _WORKER = _OPEN.enter_context(job.open(1))
 
 
 def _call(batch: list[Any]) -> list[Any]:
@@ -48,8 +49,6 @@ class LocalExecutor(Executor):
         job: BatchJob[In, Out],
         batches: StoreRows[In] | Iterable[list[In]],
         store: RunStore | None = None,
-        *,
-        ordered: bool = False,
     ) -> Iterator[tuple[list[In], list[Out]]]:
         if isinstance(batches, StoreRows):
             assert store is not None, "StoreRows are read from the driver's store"

@@ -350,7 +350,7 @@ class _InputRows:
                 batches.append((batch, tasks))
                 yield [task for task in tasks if not isinstance(task, str)]
 
-        for _, found in executor.map(LintJob(self.config), programs(), ordered=True):
+        for _, found in executor.map(LintJob(self.config), programs()):
             batch, tasks = batches.popleft()
             linted = iter(found)
             results: list[Result] = [
