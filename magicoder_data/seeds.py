@@ -13,6 +13,7 @@ import hashlib
 import heapq
 import random
 import re
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -226,6 +227,10 @@ def make_seed(rank: int, doc: Document, config: SampleConfig) -> Seed | Drop:
     return Drop(doc.language, reason or "unknown", doc.doc_id, rank, f"{SNIPPET_ATTEMPTS} attempts")
 
 
+#: A duplicate's detail: the document whose snippet it repeats (at the end, the one kept).
+SAME_SNIPPET = "same snippet as "
+
+
 class Reservoir:
     """The `quota` lowest-ranked distinct seeds of one language seen so far.
 
@@ -340,7 +345,7 @@ class Reservoir:
                     "duplicate",
                     loser.doc_id,
                     loser.rank,
-                    f"same snippet as {winner.doc_id}",
+                    SAME_SNIPPET + winner.doc_id,
                 )
             )
             if loser is result:
@@ -690,7 +695,8 @@ def finish_sample(
 
     `cutoffs` gives, per language that met its quota, the largest selected rank: documents
     ranked after it were never drawn, so drops recorded for them are discarded, which makes
-    the drop counts independent of the order in which shards were read.
+    the drop counts independent of the order in which shards were read. A duplicate names
+    the copy kept in the end, not the one held when it was dropped, for the same reason.
     """
     with store.transaction() as conn:
         conn.execute("DELETE FROM seeds")
@@ -707,8 +713,28 @@ def finish_sample(
                 "DELETE FROM drops WHERE stage = ? AND language = ? AND rank > ?",
                 (STAGE, language, cutoff),
             )
+        _name_kept_copies(conn)
         conn.execute("DELETE FROM seed_pool")
         store.complete(conn, STAGE, summary)
+
+
+def _name_kept_copies(conn: sqlite3.Connection) -> None:
+    """Point each duplicate at the end of its chain: C dropped as a copy of B, then B as a
+    copy of A, makes C a copy of A, whichever of B or A was met first."""
+    rows = conn.execute(
+        "SELECT rowid, language, item, detail FROM drops WHERE stage = ? AND reason = ?",
+        (STAGE, "duplicate"),
+    ).fetchall()
+    copy_of = {(language, item): detail[len(SAME_SNIPPET) :] for _, language, item, detail in rows}
+    renamed = []
+    for rowid, language, item, detail in rows:
+        kept, seen = copy_of[language, item], {item}
+        while (language, kept) in copy_of and kept not in seen:
+            seen.add(kept)
+            kept = copy_of[language, kept]
+        if SAME_SNIPPET + kept != detail:
+            renamed.append((SAME_SNIPPET + kept, rowid))
+    conn.executemany("UPDATE drops SET detail = ? WHERE rowid = ?", renamed)
 
 
 def documents_read(store: RunStore) -> dict[str, dict[str, int]]:

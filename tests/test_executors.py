@@ -27,8 +27,8 @@ from magicoder_data.errors import RunError, SandboxError
 from magicoder_data.executors import BatchJob, ExecutorOptions, LocalExecutor, StoreRows
 from magicoder_data.executors.ray import RETRIES, RayExecutor
 from magicoder_data.lintseq.stage import FileProgram, LintJob, LintSeqConfig
-from magicoder_data.seeds import draw_seeds, draw_shards
-from tests.conftest import code_doc, doc, generated_run, run_cli
+from magicoder_data.seeds import draw_seeds, draw_shards, rank_key, rank_of
+from tests.conftest import code_doc, doc, generated_run, run_cli, write_parquet
 from tests.test_verify import FIRST
 from tests.test_verify import answer as verify_answer
 from tests.test_viewer import HUMANEVAL_0
@@ -250,7 +250,7 @@ def test_merged_shard_bottom_k_is_the_local_sample(tmp_path: Path, corpus):
             table(tmp_path / name, "SELECT * FROM seeds ORDER BY id"),
             table(
                 tmp_path / name,
-                "SELECT stage, language, reason, item, rank FROM drops ORDER BY 2, 4, 3",
+                "SELECT stage, language, reason, item, rank, detail FROM drops ORDER BY 2, 4, 3",
             ),
             table(tmp_path / name, "SELECT language, shard, documents FROM shards ORDER BY 1, 2"),
         )
@@ -292,6 +292,32 @@ def test_a_corrupt_shard_read_by_a_ray_worker_is_the_same_one_line_error(
 
 def seed_id(id: int) -> int:
     return id
+
+
+def test_a_duplicate_names_the_copy_kept_whichever_copy_a_shard_met_first(tmp_path: Path, corpus):
+    config = SampleConfig(source=str(tmp_path / "corpus"), mix={"python": 500})
+    key = rank_key(config.seed, "python")
+    a, b, c = sorted((f"copy-{i}" for i in range(30)), key=lambda i: rank_of(key, i))[:3]
+    copy = "shared_value = compute(1, 2)\n"
+    filler = [doc(str(i), code_doc(i)) for i in range(64)]  # B and A in other row groups
+    root = corpus({"python": [doc(c, copy)]}, shards=1)
+    write_parquet(root / "python" / "train-00001.parquet", [doc(b, copy), *filler, doc(a, copy)])
+    details = []
+    for name, draw in (
+        ("local", lambda store: draw_seeds(store, config)),
+        ("shards", lambda s: draw_shards(s, config, open_source(str(root)), LocalExecutor(1))),
+    ):
+        with RunStore.open(tmp_path / name) as store:
+            draw(store)
+        details.append(
+            table(tmp_path / name, "SELECT item, detail FROM drops WHERE reason = 'duplicate'")
+        )
+    # Locally C was a copy of B (met first), on shards of A (B met A in its worker).
+    assert (
+        sorted(details[0])
+        == sorted(details[1])
+        == sorted([(b, f"same snippet as {a}"), (c, f"same snippet as {a}")])
+    )
 
 
 @dataclass(frozen=True)
