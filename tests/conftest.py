@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -46,6 +47,12 @@ def write_jsonl(path: Path, rows: list[Row]) -> Path:
 def select_all(ids: list[str]) -> list[tuple[int, int]]:
     """A `select` that wants every document (rank 0)."""
     return [(i, 0) for i in range(len(ids))]
+
+
+def table(run: Path, sql: str) -> list[tuple]:
+    """Every row a query gives on a run's database."""
+    with sqlite3.connect(run / "run.db") as conn:
+        return conn.execute(sql).fetchall()
 
 
 def code_doc(i: int, lines: int = 30) -> str:

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from magicoder_data.executors import BatchJob, ExecutorOptions, LocalExecutor, S
 from magicoder_data.executors.ray import RETRIES, RayExecutor
 from magicoder_data.lintseq.stage import FileProgram, LintJob, LintSeqConfig
 from magicoder_data.seeds import draw_seeds, draw_shards, rank_key, rank_of
-from tests.conftest import code_doc, doc, generated_run, run_cli, write_parquet
+from tests.conftest import code_doc, doc, generated_run, run_cli, table, write_parquet
 from tests.test_verify import FIRST
 from tests.test_verify import answer as verify_answer
 from tests.test_viewer import HUMANEVAL_0
@@ -97,11 +96,6 @@ def ray_address() -> Iterator[str]:
             del os.environ["RAY_AUTH_MODE"]
         else:
             os.environ["RAY_AUTH_MODE"] = mode
-
-
-def table(run: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(run / "run.db") as conn:
-        return conn.execute(sql).fetchall()
 
 
 #: A detail that says how it went, not what: a timeout is seen by the worker's clock ("longer

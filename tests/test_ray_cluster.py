@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import sysconfig
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import code_doc, doc, run_cli, run_generate
+from tests.conftest import code_doc, doc, run_cli, run_generate, table
 from tests.openai_server import FakeOpenAI
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -102,8 +101,7 @@ def stored(run: Path) -> list[tuple]:
 
 
 def done(run: Path) -> int:
-    with sqlite3.connect(run / "run.db") as conn:
-        return int(conn.execute("SELECT COUNT(DISTINCT seed_id) FROM lintseq").fetchone()[0])
+    return int(table(run, "SELECT COUNT(DISTINCT seed_id) FROM lintseq")[0][0])
 
 
 def workers(title: bytes = b"ray::MapWorker") -> list[int]:
@@ -206,8 +204,3 @@ def test_a_worker_killed_while_reading_shards_costs_only_its_shard(
     shards = "SELECT shard, documents FROM shards ORDER BY 1"
     assert table(remote, shards) == table(tmp_path / "local", shards)
     assert len(table(remote, shards)) == 40
-
-
-def table(run: Path, query: str) -> list[tuple]:
-    with sqlite3.connect(run / "run.db") as conn:
-        return conn.execute(query).fetchall()

@@ -122,11 +122,11 @@ class Executor(ABC):
         batches: StoreRows[In] | Iterable[list[In]],
         store: RunStore | None = None,
     ) -> Iterator[tuple[list[In], list[Out]]]:
-        """Each batch with its results. `store` is where StoreRows are read from on the driver;
-        they come back in the input's order, whichever finishes first, so that the driver writes
-        the same rows in the same order on any executor. Plain
-        batches are taken from their iterable as workers free up, never all at once, so a
-        batch made late sees what the driver did with earlier results."""
+        """Each batch with its results. `store` is where StoreRows are read from on the driver.
+        Batches come back in the input's order, whichever finishes first, so that the driver
+        writes the same rows in the same order on any executor. Plain batches are taken from
+        their iterable as workers free up, never all at once, so a batch made late sees what
+        the driver did with earlier results."""
 
 
 class ExecutorOptions(StrictModel):

@@ -86,6 +86,7 @@ class RayExecutor(Executor):
         context.enable_progress_bars = False  # progress shows in the tool's own display
         context.print_on_execution_start = False
         context.raise_original_map_exception = True  # the tool's own error, not Ray's wrapper
+        context.execution_options.preserve_order = True  # the driver writes in input order
         return ray
 
     def close(self) -> None:
@@ -103,7 +104,6 @@ class RayExecutor(Executor):
         if not isinstance(batches, StoreRows):
             yield from self._pool(ray, job, iter(batches))
             return
-        ray.data.DataContext.get_current().execution_options.preserve_order = True
         assert store is not None, "StoreRows are counted in the driver's store"
         ranges = dict(enumerate(batches.ranges(store)))
         for attempt in range(RETRIES + 1):
@@ -122,7 +122,7 @@ class RayExecutor(Executor):
         batch at once (up to WINDOW batches per actor past the oldest one the driver waits
         for), so a slow batch holds up the driver, not the other workers."""
         worker = ray.remote(num_cpus=1, max_restarts=0)(_worker_class(job))
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        cpus = _cpus(ray)
         flight: deque[_Flight[In, Out]] = deque()  # in the input's order
         actors: list[Any] = []
         failures = 0
@@ -182,14 +182,13 @@ class RayExecutor(Executor):
             num_cpus=0,
             concurrency=1,
         )
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         with warnings.catch_warnings():  # Ray names no other way to set max_restarts yet
             warnings.simplefilter("ignore", DeprecationWarning)
             mapped = dataset.map_batches(
                 _worker_class(job),
                 batch_size=1,
                 batch_format="pyarrow",
-                concurrency=min(cpus, len(ranges)),
+                concurrency=min(_cpus(ray), len(ranges)),
                 num_cpus=1,
                 # A dead worker fails its batch; `map` then goes on with what is left, so Ray
                 # need not restart actors (a restart Ray Data's object-store arguments make
@@ -200,6 +199,11 @@ class RayExecutor(Executor):
             numbers, pairs = block.column("number").to_pylist(), block.column("pair").to_pylist()
             for number, pair in zip(numbers, pairs, strict=True):
                 yield number, pickle.loads(pair)
+
+
+def _cpus(ray: Any) -> int:
+    """The cluster's CPUs: one actor each."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 def _store_source(rows: StoreRows[Any], ranges: dict[int, tuple[int, int]]) -> Any:
