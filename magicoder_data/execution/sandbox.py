@@ -36,8 +36,8 @@ from typing import IO, Any, Literal
 
 from ..errors import SandboxError
 
-Status = Literal["passed", "failed", "error", "timeout", "memory"]
-STATUSES: tuple[Status, ...] = ("passed", "failed", "error", "timeout", "memory")
+Status = Literal["passed", "failed", "error", "timeout", "memory", "no_tests"]
+STATUSES: tuple[Status, ...] = ("passed", "failed", "error", "timeout", "memory", "no_tests")
 UNSAFE_FLAG = "--unsafe-no-sandbox"
 INSTALL = "install bubblewrap (apt install bubblewrap)"
 #: System folders bound read-only into the sandbox (when they exist), besides Python's own.
@@ -65,7 +65,8 @@ class Limits:
     timeout: float = 5.0
     """Wall-clock seconds for the program and all its checks."""
     memory: int = 4 << 30
-    """Address space of each process, bytes (4 GiB, as evalplus and SelfCodeAlign)."""
+    """Address space of each process, and the memory of all the job's processes together,
+    bytes (4 GiB, as evalplus and SelfCodeAlign)."""
     file_size: int = 16 << 20
     """Largest file a job may write, bytes."""
     output: int = 1 << 20
@@ -75,7 +76,7 @@ class Limits:
     scratch: int = 64 << 20
     """Size of the job's own writable folder, bytes."""
     processes: int = 64
-    """Processes a job may run at once (enforced for non-root users; see the README)."""
+    """Processes a job may run at once."""
 
 
 @dataclass(frozen=True)
@@ -305,11 +306,52 @@ def _environment() -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
+#: The worker's program: its three sources, given as arguments, become modules, then it serves.
+BOOT = (
+    "import sys, types\n"
+    "for name, source in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+    "    module = sys.modules[name] = types.ModuleType(name)\n"
+    "    exec(compile(source, name + '.py', 'exec'), module.__dict__)\n"
+    "sys.modules['worker'].main()\n"
+)
+#: Who isolated workers run as when the caller is root: never root, whose namespaces would map
+#: a job to the host's root (able to write kernel settings under /proc/sys).
+NOBODY = 65534
+#: Run by root before bubblewrap: in a mount namespace of its own, Python's folders are bound
+#: under a fresh tmpfs at argv[1] (so that nobody can reach them even under a private home),
+#: then it becomes nobody and runs the rest of its arguments.
+LAUNCH = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def check(result, what):
+    if result != 0:
+        raise SystemExit(f"sandbox launcher: {what}: {os.strerror(ctypes.get_errno())}")
+check(libc.unshare(0x00020000), "unshare")
+check(libc.mount(b"none", b"/", None, 0x40000 | 0x4000, None), "private mounts")
+stage, count = sys.argv[1], int(sys.argv[2])
+check(libc.mount(b"tmpfs", stage.encode(), b"tmpfs", 0, b"mode=0755"), "tmpfs")
+for root in sys.argv[3 : 3 + count]:
+    os.makedirs(stage + root, mode=0o755, exist_ok=True)
+    check(libc.mount(root.encode(), (stage + root).encode(), None, 0x1000 | 0x4000, None), root)
+os.setgroups([])
+os.setgid(%d)
+os.setuid(%d)
+os.execv(sys.argv[3 + count], sys.argv[3 + count :])
+""" % (NOBODY, NOBODY)
+
+
 def _command(unsafe: bool) -> list[str]:
-    """The worker's command line: bwrap around Python, or Python alone when unsafe."""
-    source = Path(__file__).with_name("worker.py").read_text(encoding="utf-8")
+    """The worker's command line: bwrap around Python (started as nobody when the caller is
+    root), or Python alone when unsafe."""
+    here = Path(__file__).parent
+    sources = [
+        item
+        for name in ("wire", "harness", "worker")
+        for item in (name, (here / f"{name}.py").read_text(encoding="utf-8"))
+    ]
     # abspath, not realpath: a venv's python is a symlink whose target lacks the venv.
-    python = [os.path.abspath(sys.executable), "-I", "-c", source]
+    interpreter = os.path.abspath(sys.executable)
+    python = [interpreter, "-I", "-c", BOOT, *sources]
     if unsafe:
         return python
     bwrap = shutil.which("bwrap")
@@ -318,11 +360,18 @@ def _command(unsafe: bool) -> list[str]:
             f"the sandbox needs bubblewrap, which is not installed: {INSTALL}, or pass "
             f"{UNSAFE_FLAG} to run generated code unprotected"
         )
-    return [bwrap, *_bwrap_options(), *python]
+    roots = _python_roots()
+    if os.geteuid() != 0:
+        return [bwrap, *_bwrap_options({root: root for root in roots}), *python]
+    stage = next((d for d in ("/run", "/mnt", "/srv") if os.path.isdir(d)), "/tmp")
+    launcher = [interpreter, "-I", "-c", LAUNCH, stage, str(len(roots)), *roots]
+    binds = {stage + root: root for root in roots}
+    return [*launcher, bwrap, *_bwrap_options(binds), *python]
 
 
-def _bwrap_options() -> list[str]:
-    """Namespaces, no capabilities, and a read-only root holding only what Python needs."""
+def _bwrap_options(roots: dict[str, str]) -> list[str]:
+    """Namespaces, no capabilities, and a read-only root holding only what Python needs:
+    `roots` are Python's own folders (where bwrap finds each, where the job sees it)."""
     options = [
         "--unshare-all",
         "--unshare-user",
@@ -353,8 +402,8 @@ def _bwrap_options() -> list[str]:
             options += ["--ro-bind", path, path]
     for path in ETC:
         options += ["--ro-bind-try", path, path]
-    for root in _python_roots():
-        options += ["--ro-bind", root, root]
+    for source, root in roots.items():
+        options += ["--ro-bind", source, root]
     return [
         *options,
         "--dir",
@@ -364,6 +413,8 @@ def _bwrap_options() -> list[str]:
         "--proc",
         "/proc",
         "--dev",
+        "/dev",
+        "--remount-ro",
         "/dev",
         "--remount-ro",
         "/",

@@ -1,28 +1,26 @@
 """The fork server that runs inside the sandbox: one job in, one JSON line of results out.
 
-This file is the whole program of a sandboxed worker, so it uses the standard library only and
-is started as `python -I -c SOURCE` (it needs no file of the project inside the sandbox). The
-worker imports common modules once, then for each job forks a supervisor that, when isolation
-is on, enters new user, PID and mount namespaces and mounts a fresh size-capped tmpfs on
-`/sandbox`; the supervisor forks the job's process, which is PID 1 of its namespace, so when it
-ends every process it started dies with it. The job's process starts a new session (so it cannot
-signal the worker's process group), takes the limits, runs the program once and each check in
-turn, and reports on a pipe of its own. The worker enforces the wall-clock limit and caps what
-the job prints.
+This file is the whole program of a sandboxed worker, with `wire.py` and `harness.py` beside it:
+standard library only, started as `python -I -c BOOT` with the three sources as arguments (it
+needs no file of the project inside the sandbox). The worker imports common modules once, then
+for each job forks a supervisor that, when isolation is on, enters new user, PID, mount, IPC and
+UTS namespaces and mounts a fresh size-capped tmpfs on `/sandbox` and another on `/dev/shm`;
+the supervisor forks the job's first process, which is PID 1 of its namespace, so when it ends
+every process the job started dies with it, and every file it wrote is gone. That process runs
+the tests and forks the program's own processes (`harness.py`): the verdict is the tests'
+side's, reported on a pipe the program never holds. The worker enforces the wall-clock limit,
+caps what the job prints, and watches the job's process tree: more memory than the limit in all
+its processes together, or more processes than allowed, ends the job.
 
 A job is {"program", "checks": [{"tests" or "suite", "call", "bind": {alias: name}}],
-"isolate"} and the
-limits (see `Limits` in `sandbox.py`); its result is {"results": [{"status", "detail"}, ...],
-"output": the tail of what it printed, "seconds"}, one result per check, each status one of
-passed, failed, error, timeout, memory. Statuses come from the job's report pipe only when the
-job got to the end: a program that exits early, or is killed, is an error. A message
-{"suites": {name: tests}} compiles test suites once, for checks that name a suite instead of
-carrying their tests (benchmark items' tests, run against many samples).
+"isolate"} and the limits (see `Limits` in `sandbox.py`); its result is {"results": [{"status",
+"detail"}, ...], "output": the tail of what it printed, "seconds"}, one result per check, each
+status one of passed, failed, error, timeout, memory, no_tests. Statuses come from the tests'
+side's report, in check order, followed by a line saying it reported every check; a job that
+stops before that is an error (or a timeout, or memory) for each check it did not report. A
+message {"suites": {name: tests}} compiles test suites once, for checks that name a suite
+instead of carrying their tests (benchmark items' tests, run against many samples).
 """
-
-from __future__ import annotations
-
-import ast
 
 # Imported once here, so that forked jobs do not pay for them.
 import bisect  # noqa: F401
@@ -30,7 +28,7 @@ import collections  # noqa: F401
 import contextlib
 import ctypes
 import dataclasses  # noqa: F401
-import functools
+import functools  # noqa: F401
 import hashlib  # noqa: F401
 import heapq  # noqa: F401
 import io
@@ -46,30 +44,33 @@ import signal
 import string  # noqa: F401
 import sys
 import time
-import traceback
-import types
 import typing  # noqa: F401
-import unittest
+
+try:
+    from . import harness
+except ImportError:  # inside the sandbox: loaded by the boot line
+    import harness  # type: ignore[no-redef]
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
+PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 CAPABILITY_VERSION_3 = 0x20080522
 HOME = "/sandbox"
+#: The job's own /dev/shm (POSIX shared memory, multiprocessing's semaphores), bytes.
+SHM = 8 << 20
+#: Seconds between two looks at the job's process tree.
+WATCH = 0.05
 #: The user and group id a job has inside its namespace.
 JOB_ID = 1000
 DETAIL = 500
-#: The job's sources by the file name they are compiled under, to quote failing lines.
-SOURCES: dict[str, str] = {}
 #: Exit codes of the job's process, read when it reports nothing (it died before the end).
 EXIT_SETUP = 90
-
-
-class CheckTimeout(BaseException):
-    """Raised by SIGALRM when one check of a job takes longer than its share of the time."""
 
 
 def main() -> None:
@@ -78,10 +79,12 @@ def main() -> None:
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
-        if not line.strip():
+        message = json.loads(line) if line.strip() else None
+        del line  # a job's tests are nowhere in the frames its program's process inherits
+        if message is None:
             continue
-        message = json.loads(line)
         result = _load_suites(message["suites"]) if "suites" in message else serve(message)
+        del message
         out.write(json.dumps(result).encode() + b"\n")
         out.flush()
 
@@ -91,10 +94,19 @@ def _load_suites(suites: dict[str, str]) -> dict:
     naming it is then an error)."""
     for name, source in suites.items():
         try:
-            SUITES[name] = Prepared(source, f"{name}.py")
+            harness.SUITES[name] = harness.Prepared(source, f"{name}.py")
         except (SyntaxError, ValueError, RecursionError, MemoryError):
-            SUITES.pop(name, None)
-    return {"suites": len(SUITES)}
+            harness.SUITES.pop(name, None)
+    return {"suites": len(harness.SUITES)}
+
+
+class Watch:
+    """What the worker saw of a job it had to stop."""
+
+    def __init__(self) -> None:
+        self.timed_out = False
+        self.overflow = False
+        self.over = ""
 
 
 def serve(job: dict) -> dict:
@@ -111,33 +123,40 @@ def serve(job: dict) -> dict:
         _supervise(job, out_w, res_w)
     os.close(out_w)
     os.close(res_w)
-    output, report, timed_out, overflow = _collect(job, supervisor, out_r, res_r, started)
+    watch = Watch()
+    output, report = _collect(job, supervisor, out_r, res_r, started, watch)
     _, status = os.waitpid(supervisor, 0)
     seconds = round(time.monotonic() - started, 4)
     checks = len(job["checks"])
     results = _results(report, checks)
-    if len(results) < checks:  # the job's process died before reporting every check
-        why = _death(status, timed_out, overflow, job, output)
+    if len(results) < checks:  # the job stopped before reporting every check
+        why = _death(status, watch, job, output)
         results += [why] * (checks - len(results))
     tail = output[-job["output_tail"] :].decode("utf-8", "replace")
     return {"results": results, "output": tail, "seconds": seconds}
 
 
 def _collect(
-    job: dict, supervisor: int, out_r: int, res_r: int, started: float
-) -> tuple[bytes, bytes, bool, bool]:
+    job: dict, supervisor: int, out_r: int, res_r: int, started: float, watch: Watch
+) -> tuple[bytes, bytes]:
     """Read the job's output (keeping a capped tail) and report until both pipes close, killing
-    the job at its deadline or when it prints more than allowed."""
+    the job at its deadline, when it prints more than allowed, or when its processes together
+    hold more memory or are more than allowed."""
     deadline = started + job["timeout"]
+    look = started + WATCH
     output, report = bytearray(), bytearray()
-    printed, timed_out, overflow = 0, False, False
+    printed = 0
     open_fds = {out_r, res_r}
-    while open_fds:
-        wait = deadline - time.monotonic()
-        if wait <= 0:
-            timed_out = True
+    while open_fds and not (watch.overflow or watch.over):
+        now = time.monotonic()
+        if now >= deadline:
+            watch.timed_out = True
             break
-        ready, _, _ = select.select(list(open_fds), [], [], wait)
+        if now >= look:
+            watch.over = _over_budget(supervisor, job)
+            look = now + WATCH
+            continue
+        ready, _, _ = select.select(list(open_fds), [], [], min(deadline, look) - now)
         for fd in ready:
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -147,50 +166,115 @@ def _collect(
                 printed += len(chunk)
                 output += chunk
                 del output[: max(0, len(output) - job["output_tail"])]
-                if printed > job["output"]:
-                    overflow = True
+                watch.overflow = printed > job["output"]
             else:
                 report += chunk[: max(0, 1_000_000 - len(report))]
-        if overflow:
-            break
-    if open_fds:  # the deadline or the output cap: kill the tree, then drain nothing more
+    if open_fds:  # stopped: kill the tree, then drain nothing more
         _kill(supervisor)
         for fd in open_fds:
             os.close(fd)
-    return bytes(output), bytes(report), timed_out, overflow
+    return bytes(output), bytes(report)
+
+
+def _over_budget(root: int, job: dict) -> str:
+    """Why the job's process tree is over its limits (memory of all its processes together,
+    their number), or ""."""
+    tree = _tree(root)
+    if len(tree) - 2 > job["processes"]:  # the supervisor and the tests' side are the harness's
+        return f"more than {job['processes']} processes"
+    pages = sum(rss for _, rss in tree)
+    if pages * PAGE <= job["memory"]:
+        return ""
+    used = sum(_proportional(pid) or rss * PAGE for pid, rss in tree)
+    if used <= job["memory"]:
+        return ""
+    return f"the job's processes held more than {job['memory'] >> 20:,} MiB together"
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _tree(root: int) -> list[tuple[int, int]]:
+    """(pid, resident pages) of `root` and every process under it."""
+    children: dict[int, list[int]] = {}
+    resident: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                data = handle.read()
+            fields = data[data.rindex(b")") + 2 :].split()
+            children.setdefault(int(fields[1]), []).append(int(name))
+            resident[int(name)] = int(fields[21])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append((pid, resident.get(pid, 0)))
+        stack += children.get(pid, [])
+    return found
+
+
+def _proportional(pid: int) -> int:
+    """A process's proportional share of the memory it maps, bytes (0 when unreadable): forked
+    copies share their pages, which resident sizes count once per process."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _kill(supervisor: int) -> None:
-    """SIGKILL the supervisor; the job's process dies with it (parent-death signal), and with
-    it, as PID 1 of its namespace, every process it started. Unsandboxed, kill the job's
-    process group instead, as the most that can be done."""
-    with contextlib.suppress(OSError):
-        os.killpg(supervisor, signal.SIGKILL)
-    with contextlib.suppress(OSError):
-        os.kill(supervisor, signal.SIGKILL)
+    """SIGKILL the supervisor; the job's first process dies with it (parent-death signal), and
+    with it, as PID 1 of its namespace, every process it started. Unsandboxed, kill the job's
+    process tree as found instead, as the most that can be done."""
+    for pid, _ in reversed(_tree(supervisor)):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+STATUSES = ("passed", "failed", "error", "timeout", "memory", "no_tests")
 
 
 def _results(report: bytes, checks: int) -> list[dict]:
-    """Check results the job's process reported, one JSON line each; garbage ends the list."""
-    results = []
-    for line in report.splitlines()[:checks]:
+    """Check results the tests' side reported, in order, one JSON line each; garbage ends the
+    list, and a report without its last line passes nothing."""
+    results: list[dict] = []
+    done = False
+    for line in report.splitlines()[: checks + 1]:
         try:
             item = json.loads(line)
+            if item.get("done") == checks == len(results):
+                done = True
+                break
             status, detail = item["status"], str(item["detail"])[:DETAIL]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             break
-        if status not in ("passed", "failed", "error", "timeout", "memory"):
+        if status not in STATUSES or item.get("check") != len(results):
             break
         results.append({"status": status, "detail": detail})
+    if not done:
+        cut = "the harness stopped before its end"
+        results = [
+            r if r["status"] != "passed" else {"status": "error", "detail": cut} for r in results
+        ]
     return results
 
 
-def _death(status: int, timed_out: bool, overflow: bool, job: dict, output: bytes) -> dict:
-    """Why the job's process stopped before reporting every check."""
-    if timed_out:
+def _death(status: int, watch: Watch, job: dict, output: bytes) -> dict:
+    """Why the job stopped before reporting every check."""
+    if watch.timed_out:
         return {"status": "timeout", "detail": f"killed after {job['timeout']:g} s"}
-    if overflow:
+    if watch.overflow:
         return {"status": "error", "detail": f"printed more than {job['output']:,} bytes"}
+    if watch.over:
+        return {"status": "memory" if "MiB" in watch.over else "error", "detail": watch.over}
     code = os.waitstatus_to_exitcode(status)
     if code == EXIT_SETUP:
         return {"status": "error", "detail": output.decode("utf-8", "replace").strip()[-DETAIL:]}
@@ -206,11 +290,15 @@ def _death(status: int, timed_out: bool, overflow: bool, job: dict, output: byte
 
 
 def _supervise(job: dict, out_w: int, res_w: int) -> None:  # pragma: no cover - child
-    """The supervisor: isolate, fork the job's process, exit with its status."""
+    """The supervisor: isolate, fork the job's first process, exit with its status."""
     code = EXIT_SETUP
     try:
         os.setpgid(0, 0)
+        libc = ctypes.CDLL(None)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans stay in the job's tree
+        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # (the worker is not) to write its own id maps
         home = _isolate(job["scratch"]) if job["isolate"] else _scratch()
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         child = os.fork()
         if child == 0:
             _job(job, out_w, res_w, home)
@@ -220,11 +308,22 @@ def _supervise(job: dict, out_w: int, res_w: int) -> None:  # pragma: no cover -
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
         if not job["isolate"]:
+            _kill_tree()
             _remove(home)
     except Exception as exc:
         _setup_failed(out_w, exc)
     finally:
         os._exit(code)
+
+
+def _kill_tree() -> None:  # pragma: no cover - child
+    """Unsandboxed, the supervisor adopts orphans: kill what is left of the job."""
+    for pid, _ in _tree(os.getpid())[1:]:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, 0)[0]:
+            pass
 
 
 def _setup_failed(out_w: int, exc: BaseException) -> None:  # pragma: no cover - child
@@ -233,10 +332,12 @@ def _setup_failed(out_w: int, exc: BaseException) -> None:  # pragma: no cover -
 
 
 def _isolate(scratch: int) -> str:  # pragma: no cover - child
-    """New user, PID and mount namespaces, and a fresh tmpfs on /sandbox for this job only."""
+    """New user, PID, mount, IPC and UTS namespaces, a fresh tmpfs on /sandbox and a small one
+    on /dev/shm, for this job only: nothing it writes outlives it or reaches the next job."""
     libc = ctypes.CDLL(None, use_errno=True)
     uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS) != 0:
+    spaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+    if libc.unshare(spaces) != 0:
         raise OSError(ctypes.get_errno(), "unshare")
     for name, text in (
         ("setgroups", "deny"),
@@ -245,10 +346,17 @@ def _isolate(scratch: int) -> str:  # pragma: no cover - child
     ):
         with open(f"/proc/self/{name}", "w") as handle:
             handle.write(text)
-    options = f"size={scratch},mode=0700".encode()
-    if libc.mount(b"tmpfs", HOME.encode(), b"tmpfs", 0x2 | 0x4 | 0x8, options) != 0:
-        raise OSError(ctypes.get_errno(), "mount")
+    for where, size in ((HOME, scratch), ("/dev/shm", SHM)):
+        options = f"size={size},mode=0700".encode()
+        if libc.mount(b"tmpfs", where.encode(), b"tmpfs", 0x2 | 0x4 | 0x8, options) != 0:
+            raise OSError(ctypes.get_errno(), f"mount {where}")
     return HOME
+
+
+def _own_proc() -> None:  # pragma: no cover - child
+    """A /proc of the job's own PID namespace: no process of the worker's is in it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount(b"proc", b"/proc", b"proc", 0x2 | 0x4 | 0x8, None)  # where refused, keep the old
 
 
 def _scratch() -> str:  # pragma: no cover - child
@@ -283,13 +391,17 @@ def _drop_capabilities() -> None:  # pragma: no cover - child
 
 
 def _job(job: dict, out_w: int, res_w: int, home: str) -> None:  # pragma: no cover - child
-    """The job's process: limits, clean descriptors and environment, then the checks."""
+    """The job's first process: limits, clean descriptors and environment, then the tests'
+    side, which forks the program's."""
     code = EXIT_SETUP
     try:
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc = ctypes.CDLL(None)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if job["isolate"]:  # its own session: kill(0, ...) reaches nothing outside
+            _own_proc()
             os.setsid()
             _drop_capabilities()
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program cannot read or trace it
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out_w, 1)
@@ -299,14 +411,7 @@ def _job(job: dict, out_w: int, res_w: int, home: str) -> None:  # pragma: no co
         os.chdir(home)
         os.environ.clear()
         os.environ.update(HOME=home, TMPDIR=home, PATH="/usr/bin:/bin", LANG="C.UTF-8")
-        limit = max(1, int(job["timeout"]) + 1)
-        resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (job["memory"], job["memory"]))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (job["file_size"], job["file_size"]))
-        if job["isolate"]:  # counted in the job's own user namespace; unsandboxed, it would
-            # count every process the user runs
-            resource.setrlimit(resource.RLIMIT_NPROC, (job["processes"], job["processes"]))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        _limit(job)
         sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
         raw = open(1, "wb", buffering=0, closefd=False)  # noqa: SIM115 - likewise
         sys.stdout = io.TextIOWrapper(raw, write_through=True)
@@ -315,8 +420,7 @@ def _job(job: dict, out_w: int, res_w: int, home: str) -> None:  # pragma: no co
         sys.setrecursionlimit(5000)
         report = os.fdopen(res_w, "w", buffering=1)
         code = 1
-        run_checks(job, report)
-        report.flush()
+        harness.tests_side(job, report)
         code = 0
     except Exception as exc:
         if code == EXIT_SETUP:
@@ -325,175 +429,16 @@ def _job(job: dict, out_w: int, res_w: int, home: str) -> None:  # pragma: no co
         os._exit(code)
 
 
-def run_checks(job: dict, report: io.TextIOBase) -> None:  # pragma: no cover - child
-    """Run the program once, then each check, writing one result line per check."""
-    checks = job["checks"]
-    SOURCES["solution.py"] = job["program"]
-    budget = job["timeout"] / max(1, len(checks))
-    namespace: dict = {"__name__": "solution", "__builtins__": __builtins__}
-    outcome = _run(lambda: exec(compile(job["program"], "solution.py", "exec"), namespace), budget)
-    if outcome is not None:  # a program that fails fails every check
-        for _ in checks:
-            report.write(json.dumps(outcome) + "\n")
-        return
-    for check in checks:
-        report.write(json.dumps(_check(check, dict(namespace), budget)) + "\n")
-
-
-class Prepared:
-    """Tests compiled once, with what they hold: test functions and how many assertions."""
-
-    def __init__(self, source: str, name: str = "tests.py") -> None:
-        self.source = source
-        self.name = name
-        tree = ast.parse(source, name)  # SyntaxError: the caller reports it
-        self.code = compile(tree, name, "exec")
-        self.defined = [
-            node.name
-            for node in tree.body
-            if isinstance(node, ast.FunctionDef)
-            and node.name.startswith("test")
-            and not node.args.args
-        ]
-        self.asserts = sum(isinstance(node, ast.Assert) for node in ast.walk(tree))
-
-
-#: Test suites sent once to the worker (benchmark items' tests), compiled before any job forks.
-SUITES: dict[str, Prepared] = {}
-
-
-def _check(check: dict, namespace: dict, budget: float) -> dict:  # pragma: no cover - child
-    """One check: bind aliases, run the tests as __main__, then their test functions, TestCase
-    classes and the final call."""
-    try:
-        for alias, name in (check.get("bind") or {}).items():
-            namespace[alias] = namespace[name]
-    except KeyError as exc:
-        return {"status": "error", "detail": f"the program defines no {exc.args[0]}"}
-    SOURCES["check.py"] = check.get("call") or ""
-    try:
-        suite = check.get("suite")
-        tests = SUITES[suite] if suite else Prepared(check.get("tests") or "")
-    except KeyError:
-        return {"status": "error", "detail": f"no test suite {check['suite']!r} in the sandbox"}
-    except SyntaxError as exc:
-        detail = f"SyntaxError in the tests: {exc.msg} (line {exc.lineno})"
-        return {"status": "error", "detail": detail}
-    SOURCES[tests.name] = tests.source
-    namespace["__name__"] = "__main__"
-    ran: list[int] = [0]
-    unittest.main = _unittest_main(namespace, ran)  # type: ignore[assignment]
-
-    def body() -> None:
-        exec(tests.code, namespace)
-        for name in tests.defined:
-            namespace[name]()
-        if not ran[0]:
-            _unittest_main(namespace, ran)()
-        if check.get("call"):
-            exec(_compiled(check["call"]), namespace)
-
-    outcome = _run(body, budget)
-    if outcome is not None:
-        return outcome
-    if not (tests.asserts or check.get("call") or tests.defined or ran[0] > 0):
-        return {"status": "error", "detail": "the tests check nothing"}
-    return {"status": "passed", "detail": ""}
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled(call: str) -> types.CodeType:  # pragma: no cover - child
-    """A check's final call, compiled once per job process (many checks share one)."""
-    return compile(call, "check.py", "exec")
-
-
-class TestsFailed(Exception):
-    """unittest found failures (status failed) or only errors (status error)."""
-
-    def __init__(self, status: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-
-
-def _unittest_main(namespace: dict, ran: list[int]):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Stands in for unittest.main: runs the TestCase classes the tests defined, once."""
-
-    def main(*args: object, **kwargs: object) -> None:
-        cases = [
-            value
-            for value in list(namespace.values())
-            if isinstance(value, type)
-            and issubclass(value, unittest.TestCase)
-            and value is not unittest.TestCase
-        ]
-        if not cases:
-            return
-        loader = unittest.TestLoader()
-        suite = unittest.TestSuite(loader.loadTestsFromTestCase(case) for case in cases)
-        result = unittest.TestResult()
-        suite.run(result)
-        ran[0] = max(1, result.testsRun)
-        if result.failures:
-            raise TestsFailed("failed", _last_line(result.failures[0][1]))
-        if result.errors:
-            raise TestsFailed("error", _last_line(result.errors[0][1]))
-
-    return main
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
-
-
-def _run(body, budget: float) -> dict | None:  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Run `body` with a per-check alarm; None when it succeeds, else the check's result."""
-
-    def alarm(signum: int, frame: object) -> None:
-        raise CheckTimeout
-
-    signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, budget)
-    try:
-        body()
-        return None
-    except CheckTimeout:
-        return {"status": "timeout", "detail": f"longer than {budget:g} s"}
-    except TestsFailed as exc:
-        return {"status": exc.status, "detail": str(exc)}
-    except AssertionError as exc:
-        return {"status": "failed", "detail": _where(exc, "AssertionError")}
-    except MemoryError:
-        return {"status": "memory", "detail": "MemoryError: the memory limit was reached"}
-    except SystemExit as exc:
-        if exc.code in (None, 0):
-            return None
-        return {"status": "failed", "detail": f"exit status {exc.code}"}
-    except SyntaxError as exc:
-        return {"status": "error", "detail": f"SyntaxError: {exc.msg} (line {exc.lineno})"}
-    except RecursionError:
-        return {"status": "error", "detail": "RecursionError: maximum recursion depth exceeded"}
-    except BaseException as exc:
-        return {"status": "error", "detail": _where(exc, type(exc).__name__)}
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def _where(exc: BaseException, kind: str) -> str:  # pragma: no cover - child
-    """`Kind: message` and the line of the program or tests that raised it."""
-    message = f"{kind}: {exc}" if str(exc) else kind
-    # walk_tb, not extract_tb: no source lookups on disk (the sources are in SOURCES).
-    frames = [
-        (frame.f_code.co_filename, line)
-        for frame, line in traceback.walk_tb(exc.__traceback__)
-        if frame.f_code.co_filename in SOURCES
-    ]
-    if frames:
-        name, line = frames[-1]
-        lines = SOURCES[name].splitlines()
-        text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-        message += f" at {name}:{line}" + (f": {text}" if text else "")
-    return message[:DETAIL]
+def _limit(job: dict) -> None:  # pragma: no cover - child
+    """Per-process limits, for the tests' side and the program's processes alike."""
+    limit = max(1, int(job["timeout"]) + 1)
+    resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (job["memory"], job["memory"]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (job["file_size"], job["file_size"]))
+    if job["isolate"]:  # counted in the job's own user namespace; unsandboxed, it would
+        # count every process the user runs
+        resource.setrlimit(resource.RLIMIT_NPROC, (job["processes"], job["processes"]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,533 @@
+"""A job's two sides: the program runs in processes of its own, its tests in the job's first
+process, and the verdict is that process's alone.
+
+A verdict written by the process that runs the code under test can be faked by that code: it
+can exit early, patch the checks, walk frames to the report, forge the report channel. So the
+job's first process (the tests' side, PID 1 of the job's namespace when isolated, not dumpable)
+forks the solution side before it reads any test: that process runs the program once and then
+serves requests over a socket (`wire.py`). Each check's tests run on the tests' side with the
+program's names bound to proxies; what a call returns crosses as plain data, compared with
+Python's own equality by the tests' side, or as a handle that equals no plain value. The
+solution side holds no report channel, no test and no harness state that decides anything; an
+exit of any kind there while a check runs is an error, never a pass.
+
+A check passes only when its tests ran to their end and at least one assertion (an `assert`, a
+TestCase assertion, the final call's) ran to its end; tests that check nothing are `no_tests`,
+with the reason when it can be told (a `check` never called, async or skipped tests, pytest
+constructs without pytest).
+
+Standard library only: this file runs inside the sandbox (see `worker.py`).
+"""
+
+import ast
+import builtins
+import contextlib
+import io
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+import types
+import unittest
+
+try:
+    from . import wire
+except ImportError:  # inside the sandbox: loaded by the worker's boot line
+    import wire  # type: ignore[no-redef]
+
+DETAIL = 500
+#: The job's sources by the file name they are compiled under, to quote failing lines.
+SOURCES: dict[str, str] = {}
+#: Assertions that ran to their end in the current check.
+CHECKED = [0]
+COUNTER = "_magicoder_checked_"
+
+
+class CheckTimeout(BaseException):
+    """Raised by SIGALRM when one check takes longer than its share of the time."""
+
+
+class TestsFailed(Exception):
+    """unittest found failures (status failed) or only errors (status error)."""
+
+    def __init__(self, status: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def _checked() -> None:
+    CHECKED[0] += 1
+
+
+def _count_unittest_assertions() -> None:
+    """Every public TestCase assertion counts as a check when it returns."""
+
+    def counted(method):  # type: ignore[no-untyped-def]
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            result = method(*args, **kwargs)
+            _checked()
+            return result
+
+        return wrapper
+
+    for name, method in vars(unittest.TestCase).items():
+        if name.startswith(("assert", "fail")) and callable(method) and name != "failureException":
+            setattr(unittest.TestCase, name, counted(method))
+
+
+_count_unittest_assertions()
+
+
+class _Counted(ast.NodeTransformer):
+    """After every `assert`, a call that counts it as run to its end."""
+
+    def visit_Assert(self, node: ast.Assert) -> list[ast.stmt]:
+        count = ast.Expr(ast.Call(ast.Name(COUNTER, ast.Load()), [], []))
+        return [node, ast.copy_location(count, node)]
+
+
+class Prepared:
+    """Tests compiled once, counting their assertions, with what they hold: test functions,
+    and why they might check nothing."""
+
+    def __init__(self, source: str, name: str = "tests.py") -> None:
+        self.source = source
+        self.name = name
+        tree = ast.parse(source, name)  # SyntaxError: the caller reports it
+        self.defined = [
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef)
+            and node.name.startswith("test")
+            and not node.args.args
+        ]
+        self.idle = _idle_reason(tree)
+        self.code = compile(ast.fix_missing_locations(_Counted().visit(tree)), name, "exec")
+
+
+def _idle_reason(tree: ast.Module) -> str:
+    """Why tests like these may run no check, told from their text."""
+    called = {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("test"):
+            return f"async test {node.name} is never awaited"
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            for decorator in node.decorator_list:
+                text = ast.unparse(decorator)
+                if text.startswith("pytest."):
+                    return f"{node.name} uses {text.split('(')[0]}, which needs pytest"
+                if "skip" in text:
+                    return f"{node.name} is skipped"
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test") and node.args.args:
+            return f"{node.name} takes pytest fixtures, which need pytest"
+        if (
+            isinstance(node, ast.FunctionDef)
+            and node.name not in called
+            and any(isinstance(inner, ast.Assert) for inner in ast.walk(node))
+            and not node.name.startswith("test")
+        ):
+            return f"{node.name}() is defined but never called"
+        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test):
+            if "'__main__'" not in ast.unparse(node.test):
+                return f"the guard `{ast.unparse(node.test)}` is never true"
+    return "no assertion ran"
+
+
+#: Test suites sent once to the worker (benchmark items' tests), compiled before any job forks.
+SUITES: dict[str, Prepared] = {}
+
+
+# -- the solution side --------------------------------------------------------------------
+
+
+def solution_side(job: dict, control: socket.socket) -> None:  # pragma: no cover - child
+    """Run the program once, send its names, then fork a server per request of the tests'
+    side; never returns."""
+    program = job["program"]
+    job.clear()  # no test is left within reach of the program
+    SUITES.clear()
+    SOURCES.clear()
+    SOURCES["solution.py"] = program
+    code = 0
+    try:
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable again: its own /proc is its own
+        peer = wire.Peer()
+        control_peer = wire.Peer(control)
+        control_peer.send(_load(program, peer))
+        _serve_forks(control, peer)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _load(program: str, peer: "wire.Peer") -> tuple:  # pragma: no cover - child
+    """("loaded", {name: encoded value}) once the program ran, else ("failed", outcome)."""
+    namespace: dict = {"__name__": "solution", "__builtins__": builtins}
+    try:
+        exec(compile(program, "solution.py", "exec"), namespace)
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            return ("failed", {"status": "failed", "detail": f"exit status {exc.code}"})
+    except BaseException as exc:
+        return ("failed", outcome_of(exc))
+    names = {}
+    for name, value in list(namespace.items()):
+        if name.startswith("__") and name.endswith("__"):
+            continue
+        try:
+            names[name] = peer.dumps(value)
+        except Exception:
+            continue
+    return ("loaded", names)
+
+
+def _serve_forks(control: socket.socket, peer: "wire.Peer") -> None:  # pragma: no cover
+    """For each request (one byte and a socket), fork a server on that socket and report
+    when it ends, so the tests' side can start a fresh one after a timeout or a crash."""
+    answer = wire.Peer(control)
+    while True:
+        data, fds, _, _ = socket.recv_fds(control, 1, 1)
+        if not data or len(fds) != 1:
+            return
+        child = os.fork()
+        if child == 0:
+            control.close()
+            peer.sock = socket.socket(fileno=fds[0])
+            peer.capture = True
+            _serve(peer)
+        os.close(fds[0])
+        answer.send(("forked", child))
+        _, status = os.waitpid(child, 0)
+        answer.send(("ended", child, status))
+
+
+def _serve(peer: "wire.Peer") -> None:  # pragma: no cover - child
+    code = 0
+    try:
+        while True:
+            message = peer.receive()
+            if not isinstance(message, tuple) or not message or message[0] != "op":
+                code = 3
+                return
+            peer.send(peer.serve(message))
+    except wire.Gone:
+        pass
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
+
+
+# -- the tests' side ----------------------------------------------------------------------
+
+
+class Solution:
+    """The tests' side's hold on the solution side: its names, and a server process for the
+    checks, replaced when one dies or must be stopped."""
+
+    def __init__(self, job: dict) -> None:
+        control, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            control.close()
+            solution_side(job, theirs)
+        theirs.close()
+        self.pid = pid
+        self.control = wire.Peer(control, strict=True)
+        self.peer = wire.Peer(strict=True)
+        self.peer.printed = _print
+        self.server: int | None = None
+        self.names: dict = {}
+        #: Why the solution side stopped serving during the current check, if it did.
+        self.stopped = ""
+
+    def load(self) -> dict | None:
+        """Wait for the program to run; None when it did, else the outcome of every check."""
+        try:
+            message = self.control.receive()
+        except wire.Gone:
+            return {"status": "error", "detail": self._ended(self.pid, before="the end")}
+        if message[0] == "failed" and isinstance(message[1], dict):
+            return message[1]
+        if message[0] != "loaded" or not isinstance(message[1], dict):
+            return {"status": "error", "detail": "the program's process answered nonsense"}
+        self.names = {k: v for k, v in message[1].items() if isinstance(v, bytes)}
+        return None
+
+    def namespace(self) -> dict:
+        """The program's names as the tests see them (values, proxies, the standard library's
+        own modules and classes)."""
+        found = {}
+        for name, data in self.names.items():
+            with contextlib.suppress(Exception):
+                found[name] = self.peer.loads(data)
+        return found
+
+    def serve(self) -> None:
+        """Make sure a server process is ready for the next check."""
+        if self.server is not None:
+            return
+        mine, theirs = socket.socketpair()
+        socket.send_fds(self.control.sock, [b"F"], [theirs.fileno()])  # type: ignore[arg-type]
+        theirs.close()
+        message = self.control.receive()
+        if message[:1] != ("forked",) or not isinstance(message[1], int):
+            raise wire.WireError("the program's process did not start a server")
+        self.server = message[1]
+        self.peer.sock = mine
+        self.stopped = ""
+
+    def reset(self, kill: bool) -> str:
+        """Stop the current server (after a timeout, its death or a broken message); why it
+        ended."""
+        if self.server is None:
+            return ""
+        if kill:
+            with contextlib.suppress(OSError):
+                os.kill(self.server, signal.SIGKILL)
+        why = self._ended(self.server, before="the check's end")
+        self.server = None
+        if self.peer.sock is not None:
+            self.peer.sock.close()
+            self.peer.sock = None
+        return why
+
+    def _ended(self, pid: int, before: str) -> str:
+        """How process `pid` of the solution side ended, in words."""
+        try:
+            if pid == self.pid:
+                _, status = os.waitpid(pid, 0)
+            else:
+                message = self.control.receive()
+                status = message[2] if message[:2] == ("ended", pid) else 0
+        except (OSError, wire.Gone, wire.WireError, IndexError, TypeError):
+            return f"the program's process stopped before {before}"
+        return death(status, before)
+
+    def stop(self) -> None:
+        """Kill the solution side (isolated, the namespace does it anyway)."""
+        for pid in (self.server, self.pid):
+            if pid is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def death(status: int, before: str) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        return f"killed by {name} before {before}"
+    return f"exited with status {code} before {before}"
+
+
+def _print(text: str) -> None:
+    with contextlib.suppress(Exception):
+        sys.stdout.write(str(text))
+
+
+def tests_side(job: dict, report: io.TextIOBase) -> None:  # pragma: no cover - child
+    """Fork the solution side, then run each check against it, one result line per check and
+    a last line saying every check was reported."""
+    checks = job["checks"]
+    budget = job["timeout"] / max(1, len(checks))
+    solution = Solution(job)
+    said: list[dict | None] = [None]
+
+    def load() -> None:
+        said[0] = solution.load()
+
+    failed = _run(load, budget) or said[0]
+    for index, check in enumerate(checks):
+        outcome = failed or _check(check, solution, budget)
+        report.write(json.dumps({"check": index, **outcome}) + "\n")
+    report.write(json.dumps({"done": len(checks)}) + "\n")
+    report.flush()
+    solution.stop()
+
+
+def _tests_of(check: dict) -> "Prepared | dict":
+    """The check's compiled tests, or its outcome when there are none to run."""
+    suite = check.get("suite")
+    if suite:
+        return SUITES.get(suite) or {
+            "status": "error",
+            "detail": f"no test suite {suite!r} in the sandbox",
+        }
+    try:
+        return Prepared(check.get("tests") or "")
+    except SyntaxError as exc:
+        return {
+            "status": "error",
+            "detail": f"SyntaxError in the tests: {exc.msg} (line {exc.lineno})",
+        }
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return {"status": "error", "detail": f"the tests cannot be compiled: {exc}"[:DETAIL]}
+
+
+def _check(check: dict, solution: Solution, budget: float) -> dict:  # pragma: no cover
+    """One check: its tests as __main__ with the program's names, then their test functions,
+    TestCase classes and the final call, against a live server of the solution side."""
+    tests = _tests_of(check)
+    if isinstance(tests, dict):
+        return tests
+    namespace = solution.namespace()
+    try:
+        for alias, name in (check.get("bind") or {}).items():
+            namespace[alias] = namespace[name]
+    except KeyError as exc:
+        return {"status": "error", "detail": f"the program defines no {exc.args[0]}"}
+    SOURCES[tests.name] = tests.source
+    SOURCES["check.py"] = check.get("call") or ""
+    module = types.ModuleType("solution")
+    module.__dict__.update(namespace)
+    sys.modules["solution"] = module
+    namespace.update(__name__="__main__", __builtins__=builtins, **{COUNTER: _checked})
+    ran: list[int] = [0]
+    unittest.main = _unittest_main(namespace, ran)  # type: ignore[assignment]
+
+    def body() -> None:
+        solution.serve()
+        exec(tests.code, namespace)
+        for name in tests.defined:
+            namespace[name]()
+        if not ran[0]:
+            _unittest_main(namespace, ran)()
+        if check.get("call"):
+            exec(_compiled(check["call"]), namespace)
+
+    CHECKED[0] = 0
+    outcome = _run(body, budget, solution)
+    if solution.stopped:
+        return {"status": "error", "detail": solution.stopped[:DETAIL]}
+    if outcome is not None:
+        return outcome
+    if not CHECKED[0]:
+        return {"status": "no_tests", "detail": f"the tests check nothing: {tests.idle}"}
+    return {"status": "passed", "detail": ""}
+
+
+_COMPILED: dict[str, types.CodeType] = {}
+
+
+def _compiled(call: str) -> types.CodeType:  # pragma: no cover - child
+    """A check's final call, compiled once per job (many checks share one), counting the
+    asserts of the function it calls through the suite's instrumentation."""
+    found = _COMPILED.get(call)
+    if found is None:
+        found = _COMPILED[call] = compile(call, "check.py", "exec")
+    return found
+
+
+def _unittest_main(namespace: dict, ran: list[int]):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Stands in for unittest.main: runs the TestCase classes the tests defined, once."""
+
+    def main(*args: object, **kwargs: object) -> None:
+        cases = [
+            value
+            for value in list(namespace.values())
+            if isinstance(value, type)
+            and issubclass(value, unittest.TestCase)
+            and value is not unittest.TestCase
+        ]
+        if not cases:
+            return
+        loader = unittest.TestLoader()
+        suite = unittest.TestSuite(loader.loadTestsFromTestCase(case) for case in cases)
+        result = unittest.TestResult()
+        suite.run(result)
+        ran[0] = max(1, result.testsRun)
+        if result.failures:
+            raise TestsFailed("failed", _last_line(result.failures[0][1]))
+        if result.errors:
+            raise TestsFailed("error", _last_line(result.errors[0][1]))
+
+    return main
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _run(body, budget: float, solution: Solution | None = None) -> dict | None:  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Run `body` with a per-check alarm; None when it succeeds, else the check's result. A
+    server that timed out, died or broke the wire is replaced, and why is kept."""
+
+    def alarm(signum: int, frame: object) -> None:
+        raise CheckTimeout
+
+    signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, budget)
+    broken = timed_out = False
+    try:
+        body()
+        return None
+    except CheckTimeout:
+        broken = timed_out = solution is not None
+        return {"status": "timeout", "detail": f"longer than {budget:g} s"}
+    except wire.Exited as exc:
+        if solution is not None:
+            solution.stopped = f"the solution exited during the tests: {exc}"
+        return {"status": "error", "detail": f"the solution exited during the tests: {exc}"}
+    except (wire.Gone, wire.WireError) as exc:
+        broken = solution is not None
+        return {"status": "error", "detail": f"the solution side stopped answering: {exc}"}
+    except SystemExit as exc:  # the tests' own exit: fine once they ran, if it says so
+        if exc.code in (None, 0):
+            return None
+        return {"status": "failed", "detail": f"exit status {exc.code}"}
+    except BaseException as exc:
+        return outcome_of(exc)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if broken and solution is not None:
+            why = solution.reset(kill=True)
+            if why and not (timed_out or solution.stopped):
+                solution.stopped = f"the solution's process {why}"
+
+
+def outcome_of(exc: BaseException) -> dict:  # pragma: no cover - child
+    """The status and detail an exception stands for."""
+    if isinstance(exc, TestsFailed):
+        return {"status": exc.status, "detail": str(exc)}
+    if isinstance(exc, AssertionError):
+        return {"status": "failed", "detail": _where(exc, "AssertionError")}
+    if isinstance(exc, MemoryError):
+        return {"status": "memory", "detail": "MemoryError: the memory limit was reached"}
+    if isinstance(exc, SyntaxError):
+        return {"status": "error", "detail": f"SyntaxError: {exc.msg} (line {exc.lineno})"}
+    if isinstance(exc, RecursionError):
+        return {"status": "error", "detail": "RecursionError: maximum recursion depth exceeded"}
+    return {"status": "error", "detail": _where(exc, type(exc).__name__)}
+
+
+def _where(exc: BaseException, kind: str) -> str:  # pragma: no cover - child
+    """`Kind: message` and the line of the program or tests that raised it."""
+    message = f"{kind}: {exc}" if str(exc) else kind
+    # walk_tb, not extract_tb: no source lookups on disk (the sources are in SOURCES).
+    frames = [
+        (frame.f_code.co_filename, line)
+        for frame, line in traceback.walk_tb(exc.__traceback__)
+        if frame.f_code.co_filename in SOURCES
+    ]
+    if frames:
+        name, line = frames[-1]
+        lines = SOURCES[name].splitlines()
+        text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+        message += f" at {name}:{line}" + (f": {text}" if text else "")
+    return message[:DETAIL]
