@@ -2,7 +2,8 @@
 sandbox, and drop the samples whose tests do not pass.
 
 Every kept sample gets one `verification` row: passed, failed, error, timeout or memory when it
-ran; no_tests when it came without tests (kept unless `require_tests`); unsupported_language
+ran; no_tests when it came without tests or its tests checked nothing (kept unless
+`require_tests`); unsupported_language
 for other languages (kept: no toolchain runs them here). A chunk's rows and drops are committed
 together, so a killed run resumes after the last chunk. `run_file` does the same for any
 dataset with code and tests fields, one output row per input row.
@@ -38,6 +39,8 @@ STAGE = "verify"
 CHUNK = 64
 #: Statuses of samples that were not run, beside the sandbox's own.
 NOT_RUN = ("no_tests", "unsupported_language")
+#: Statuses of samples whose tests ran and checked something (what the pass rate counts).
+RAN = tuple(status for status in STATUSES if status not in NOT_RUN)
 #: The drop reason of each status that removes a sample.
 REASONS = {
     "failed": "failed_tests",
@@ -216,7 +219,7 @@ def verdict_counts(store: RunStore) -> Counter[str]:
 
 def pass_rate(counts: Counter[str]) -> float | None:
     """Share of the samples that ran whose tests passed (None when none ran)."""
-    ran = sum(counts[status] for status in STATUSES)
+    ran = sum(counts[status] for status in RAN)
     return counts["passed"] / ran if ran else None
 
 

@@ -150,6 +150,9 @@ SUITES: dict[str, Prepared] = {}
 def solution_side(job: dict, control: socket.socket) -> None:  # pragma: no cover - child
     """Run the program once, send its names, then fork a server per request of the tests'
     side; never returns."""
+    keep = control.fileno()
+    os.closerange(3, keep)  # above all the report's pipe: only the tests' side holds it
+    os.closerange(keep + 1, 65536)
     program = job["program"]
     job.clear()  # no test is left within reach of the program
     SUITES.clear()
@@ -343,9 +346,9 @@ def _print(text: str) -> None:
 def tests_side(job: dict, report: io.TextIOBase) -> None:  # pragma: no cover - child
     """Fork the solution side, then run each check against it, one result line per check and
     a last line saying every check was reported."""
+    solution = Solution(job)  # first: no local of this frame holds a test when it forks
     checks = job["checks"]
     budget = job["timeout"] / max(1, len(checks))
-    solution = Solution(job)
     said: list[dict | None] = [None]
 
     def load() -> None:
