@@ -24,6 +24,7 @@ import builtins
 import contextlib
 import io
 import json
+import marshal
 import os
 import signal
 import socket
@@ -104,7 +105,28 @@ class Prepared:
             and not node.args.args
         ]
         self.idle = _idle_reason(tree)
-        self.code = compile(ast.fix_missing_locations(_Counted().visit(tree)), name, "exec")
+        tree = ast.fix_missing_locations(_Counted().visit(tree))
+        self.code = compile(tree, name, "exec", dont_inherit=True)
+        self._wire: dict | None = None
+
+    def wire(self) -> dict:
+        """Plain data that rebuilds these tests in another process (marshalled once)."""
+        if self._wire is None:
+            self._wire = {
+                "code": marshal.dumps(self.code),
+                "name": self.name,
+                "defined": self.defined,
+                "idle": self.idle,
+            }
+        return self._wire
+
+    @classmethod
+    def rebuilt(cls, data: dict) -> "Prepared":
+        tests = cls.__new__(cls)
+        tests.code, tests.name = marshal.loads(data["code"]), data["name"]
+        tests.defined, tests.idle, tests.source = data["defined"], data["idle"], ""
+        tests._wire = data
+        return tests
 
 
 def _idle_reason(tree: ast.Module) -> str:
@@ -146,10 +168,15 @@ SUITES: dict[str, Prepared] = {}
 
 # -- the solution side --------------------------------------------------------------------
 
+#: The worker's own command line (its boot line and sources), to start a clean solution side.
+BOOT: list[str] = []
+#: Set in the environment of a solution side started afresh: its socket's descriptor.
+RESPAWN = "MAGICODER_SOLUTION_FD"
+
 
 def solution_side(job: dict, control: socket.socket) -> None:  # pragma: no cover - child
-    """Run the program once, send its names, then fork a server per request of the tests'
-    side; never returns."""
+    """Forked from the tests' side before it read any test: run the program once, send its
+    names, then serve requests; never returns."""
     keep = control.fileno()
     os.closerange(3, keep)  # above all the report's pipe: only the tests' side holds it
     os.closerange(keep + 1, 65536)
@@ -157,7 +184,18 @@ def solution_side(job: dict, control: socket.socket) -> None:  # pragma: no cove
     job.clear()  # no test is left within reach of the program
     SUITES.clear()
     SOURCES.clear()
-    SOURCES["solution.py"] = program
+    _solution(program, control)
+
+
+def respawned() -> None:  # pragma: no cover - child
+    """A solution side started afresh by `exec` (after the first one timed out or died):
+    nothing of the tests' side is in its memory. The program comes over its socket."""
+    control = socket.socket(fileno=int(os.environ.pop(RESPAWN)))
+    program = wire.Peer(control).receive()
+    _solution(str(program), control)
+
+
+def _solution(program: str, control: socket.socket) -> None:  # pragma: no cover - child
     code = 0
     try:
         with contextlib.suppress(OSError):
@@ -165,21 +203,27 @@ def solution_side(job: dict, control: socket.socket) -> None:  # pragma: no cove
         import ctypes
 
         ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable again: its own /proc is its own
-        peer = wire.Peer()
-        control_peer = wire.Peer(control)
-        control_peer.send(_load(program, peer))
-        _serve_forks(control, peer)
+        SOURCES["solution.py"] = program
+        peer = wire.Peer(control)
+        peer.send(_load(program, peer))
+        peer.capture = True
+        _serve(peer)
     except BaseException:
         code = 1
     finally:
         os._exit(code)
 
 
+#: The program's module namespace, on the solution side.
+PROGRAM: dict = {}
+
+
 def _load(program: str, peer: "wire.Peer") -> tuple:  # pragma: no cover - child
     """("loaded", {name: encoded value}) once the program ran, else ("failed", outcome)."""
-    namespace: dict = {"__name__": "solution", "__builtins__": builtins}
+    namespace = PROGRAM
+    namespace.update(__name__="solution", __builtins__=builtins)
     try:
-        exec(compile(program, "solution.py", "exec"), namespace)
+        exec(compile(program, "solution.py", "exec", dont_inherit=True), namespace)
     except SystemExit as exc:
         if exc.code not in (None, 0):
             return ("failed", {"status": "failed", "detail": f"exit status {exc.code}"})
@@ -196,71 +240,90 @@ def _load(program: str, peer: "wire.Peer") -> tuple:  # pragma: no cover - child
     return ("loaded", names)
 
 
-def _serve_forks(control: socket.socket, peer: "wire.Peer") -> None:  # pragma: no cover
-    """For each request (one byte and a socket), fork a server on that socket and report
-    when it ends, so the tests' side can start a fresh one after a timeout or a crash."""
-    answer = wire.Peer(control)
-    while True:
-        data, fds, _, _ = socket.recv_fds(control, 1, 1)
-        if not data or len(fds) != 1:
-            return
-        child = os.fork()
-        if child == 0:
-            control.close()
-            peer.sock = socket.socket(fileno=fds[0])
-            peer.capture = True
-            _serve(peer)
-        os.close(fds[0])
-        answer.send(("forked", child))
-        _, status = os.waitpid(child, 0)
-        answer.send(("ended", child, status))
-
-
 def _serve(peer: "wire.Peer") -> None:  # pragma: no cover - child
-    code = 0
-    try:
+    """Answer the tests' side's requests until it closes the socket."""
+    with contextlib.suppress(wire.Gone):
         while True:
             message = peer.receive()
             if not isinstance(message, tuple) or not message or message[0] != "op":
-                code = 3
                 return
+            if message[1] == PRECHECK:
+                _precheck(peer)
+                continue
             peer.send(peer.serve(message))
-    except wire.Gone:
+
+
+#: The request for a first, untrusted run of many checks in a throwaway copy of the program.
+PRECHECK = "precheck"
+#: Jobs with more checks than this have them run first in the throwaway copy: a benchmark's
+#: tests against a sample mostly fail, and there a check costs no request per assertion.
+FAST_AFTER = 3
+
+
+class _Local:
+    """The program's own names, for checks run in a copy of its process."""
+
+    stopped = ""
+
+    def namespace(self) -> dict:
+        return {k: v for k, v in PROGRAM.items() if not (k.startswith("__") and k.endswith("__"))}
+
+    def serve(self) -> None:
         pass
-    finally:
-        sys.stdout.flush()
-        os._exit(code)
+
+
+def _precheck(peer: "wire.Peer") -> None:  # pragma: no cover - child
+    """Fork a copy that reads the checks and runs them, answering for itself; this process
+    never reads them, so no test is in the process that goes on serving."""
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            peer.send(("ready",))
+            checks, budget = peer.receive()  # type: ignore[misc]
+            results = [_check(c, _rebuilt(t), _Local(), budget) for c, t in checks]
+            peer.send(("ok", results, [], ""))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        peer.send(("raise", wire.WireError, (death(status, "the end"),), ""))
+
+
+def _rebuilt(tests: object) -> "Prepared | dict":
+    return Prepared.rebuilt(tests) if isinstance(tests, dict) and "code" in tests else tests  # type: ignore[return-value]
 
 
 # -- the tests' side ----------------------------------------------------------------------
 
 
 class Solution:
-    """The tests' side's hold on the solution side: its names, and a server process for the
-    checks, replaced when one dies or must be stopped."""
+    """The tests' side's hold on the solution side: its names, and its process, replaced by a
+    fresh one when it dies or must be stopped (a timeout)."""
 
     def __init__(self, job: dict) -> None:
+        self.program = job["program"]
         control, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             control.close()
             solution_side(job, theirs)
         theirs.close()
-        self.pid = pid
-        self.control = wire.Peer(control, strict=True)
-        self.peer = wire.Peer(strict=True)
+        self.pid: int | None = pid
+        self.peer = wire.Peer(control, strict=True)
         self.peer.printed = _print
-        self.server: int | None = None
         self.names: dict = {}
+        self.base: dict | None = None
         #: Why the solution side stopped serving during the current check, if it did.
         self.stopped = ""
 
     def load(self) -> dict | None:
         """Wait for the program to run; None when it did, else the outcome of every check."""
         try:
-            message = self.control.receive()
+            message = self.peer.receive()
         except wire.Gone:
-            return {"status": "error", "detail": self._ended(self.pid, before="the end")}
+            return {"status": "error", "detail": self._ended(before="the end")}
         if message[0] == "failed" and isinstance(message[1], dict):
             return message[1]
         if message[0] != "loaded" or not isinstance(message[1], dict):
@@ -270,64 +333,82 @@ class Solution:
 
     def namespace(self) -> dict:
         """The program's names as the tests see them (values, proxies, the standard library's
-        own modules and classes)."""
-        found = {}
-        for name, data in self.names.items():
-            with contextlib.suppress(Exception):
-                found[name] = self.peer.loads(data)
-        return found
+        own modules and classes): read once per solution process, a copy for each check (as
+        one process's checks share its module's globals)."""
+        if self.base is None:
+            self.base = {}
+            for name, data in self.names.items():
+                with contextlib.suppress(Exception):
+                    self.base[name] = self.peer.loads(data)
+        return dict(self.base)
 
     def serve(self) -> None:
-        """Make sure a server process is ready for the next check."""
-        if self.server is not None:
-            return
-        mine, theirs = socket.socketpair()
-        socket.send_fds(self.control.sock, [b"F"], [theirs.fileno()])  # type: ignore[arg-type]
-        theirs.close()
-        message = self.control.receive()
-        if message[:1] != ("forked",) or not isinstance(message[1], int):
-            raise wire.WireError("the program's process did not start a server")
-        self.server = message[1]
-        self.peer.sock = mine
+        """Make sure a solution side is there for the next check: after a timeout or a death,
+        a fresh interpreter runs the program again (exec: none of this process's memory)."""
         self.stopped = ""
+        if self.pid is not None:
+            return
+        control, theirs = socket.socketpair()
+        os.set_inheritable(theirs.fileno(), True)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            environment = {**os.environ, RESPAWN: str(theirs.fileno())}
+            os.execve(BOOT[0], BOOT, environment)
+        theirs.close()
+        self.pid = pid
+        self.peer.connect(control)
+        self.base = None
+        self.peer.send(self.program)
+        failed = self.load()
+        if failed is not None:
+            raise wire.WireError(f"the program failed when run again: {failed['detail']}")
+
+    def precheck(self, checks: list[dict], tests: list, budget: float) -> list | None:
+        """The checks run first in a throwaway copy of the program's process (None when that
+        copy broke): its failures stand, its passes are run again here."""
+        wired = [
+            (check, given.wire() if isinstance(given, Prepared) else given)
+            for check, given in zip(checks, tests, strict=True)
+        ]
+        said: list = [None]
+
+        def ask() -> None:
+            self.peer.send(("op", PRECHECK, (), {}))
+            if self.peer.receive() != ("ready",):
+                return
+            self.peer.send((wired, budget))
+            said[0] = self.peer._answer(self.peer.receive(), (), {})
+
+        _run(ask, budget * len(checks), self)
+        return said[0] if isinstance(said[0], list) else None
 
     def reset(self, kill: bool) -> str:
-        """Stop the current server (after a timeout, its death or a broken message); why it
+        """Stop the solution side (after a timeout, its death or a broken message); why it
         ended."""
-        if self.server is None:
+        if self.pid is None:
             return ""
         if kill:
             with contextlib.suppress(OSError):
-                os.kill(self.server, signal.SIGKILL)
-        why = self._ended(self.server, before="the check's end")
-        self.server = None
-        if self.peer.sock is not None:
-            self.peer.sock.close()
-            self.peer.sock = None
+                os.kill(self.pid, signal.SIGKILL)
+        why = self._ended(before="the check's end")
+        self.peer.connect(None)
         return why
 
-    def _ended(self, pid: int, before: str) -> str:
-        """How process `pid` of the solution side ended, in words."""
+    def _ended(self, before: str) -> str:
+        """How the solution side's process ended, in words."""
+        pid, self.pid = self.pid, None
         try:
-            if pid == self.pid:
-                _, status = os.waitpid(pid, 0)
-            else:
-                message = self.control.receive()
-                status = message[2] if message[:2] == ("ended", pid) else 0
-        except (OSError, wire.Gone, wire.WireError, IndexError, TypeError):
+            _, status = os.waitpid(pid or -1, 0)
+        except ChildProcessError:
             return f"the program's process stopped before {before}"
         return death(status, before)
 
     def stop(self) -> None:
         """Kill the solution side (isolated, the namespace does it anyway)."""
-        for pid in (self.server, self.pid):
-            if pid is not None:
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+        if self.pid is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.reset(kill=True)
 
 
 def death(status: int, before: str) -> str:
@@ -355,12 +436,31 @@ def tests_side(job: dict, report: io.TextIOBase) -> None:  # pragma: no cover - 
         said[0] = solution.load()
 
     failed = _run(load, budget) or said[0]
+    tests = [_tests_of(check) for check in checks]
+    early = (
+        None if failed or len(checks) <= FAST_AFTER else solution.precheck(checks, tests, budget)
+    )
     for index, check in enumerate(checks):
-        outcome = failed or _check(check, solution, budget)
+        outcome = failed or _settled(early, index)
+        if outcome is None:
+            given = tests[index]
+            outcome = given if isinstance(given, dict) else _check(check, given, solution, budget)
         report.write(json.dumps({"check": index, **outcome}) + "\n")
     report.write(json.dumps({"done": len(checks)}) + "\n")
     report.flush()
     solution.stop()
+
+
+def _settled(early: list | None, index: int) -> dict | None:
+    """A first run's outcome when it settles the check: anything but a pass (the program could
+    only have made it fail); a pass is run again here, against the program's own process."""
+    if not isinstance(early, list) or index >= len(early) or not isinstance(early[index], dict):
+        return None
+    outcome = early[index]
+    status, detail = outcome.get("status"), outcome.get("detail")
+    if status in ("failed", "error", "timeout", "memory", "no_tests") and isinstance(detail, str):
+        return {"status": status, "detail": detail[:DETAIL]}
+    return None
 
 
 def _tests_of(check: dict) -> "Prepared | dict":
@@ -382,12 +482,11 @@ def _tests_of(check: dict) -> "Prepared | dict":
         return {"status": "error", "detail": f"the tests cannot be compiled: {exc}"[:DETAIL]}
 
 
-def _check(check: dict, solution: Solution, budget: float) -> dict:  # pragma: no cover
+def _check(
+    check: dict, tests: Prepared, solution: "Solution | _Local", budget: float
+) -> dict:  # pragma: no cover
     """One check: its tests as __main__ with the program's names, then their test functions,
     TestCase classes and the final call, against a live server of the solution side."""
-    tests = _tests_of(check)
-    if isinstance(tests, dict):
-        return tests
     namespace = solution.namespace()
     try:
         for alias, name in (check.get("bind") or {}).items():
@@ -414,7 +513,7 @@ def _check(check: dict, solution: Solution, budget: float) -> dict:  # pragma: n
             exec(_compiled(check["call"]), namespace)
 
     CHECKED[0] = 0
-    outcome = _run(body, budget, solution)
+    outcome = _run(body, budget, solution if isinstance(solution, Solution) else None)
     if solution.stopped:
         return {"status": "error", "detail": solution.stopped[:DETAIL]}
     if outcome is not None:
@@ -432,7 +531,7 @@ def _compiled(call: str) -> types.CodeType:  # pragma: no cover - child
     asserts of the function it calls through the suite's instrumentation."""
     found = _COMPILED.get(call)
     if found is None:
-        found = _COMPILED[call] = compile(call, "check.py", "exec")
+        found = _COMPILED[call] = compile(call, "check.py", "exec", dont_inherit=True)
     return found
 
 

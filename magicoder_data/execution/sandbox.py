@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import IO, Any, Literal
 
 from ..errors import SandboxError
+from .worker import BOOT
 
 Status = Literal["passed", "failed", "error", "timeout", "memory", "no_tests"]
 STATUSES: tuple[Status, ...] = ("passed", "failed", "error", "timeout", "memory", "no_tests")
@@ -306,14 +307,6 @@ def _environment() -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
-#: The worker's program: its three sources, given as arguments, become modules, then it serves.
-BOOT = (
-    "import sys, types\n"
-    "for name, source in zip(sys.argv[1::2], sys.argv[2::2]):\n"
-    "    module = sys.modules[name] = types.ModuleType(name)\n"
-    "    exec(compile(source, name + '.py', 'exec'), module.__dict__)\n"
-    "sys.modules['worker'].main()\n"
-)
 #: Who isolated workers run as when the caller is root: never root, whose namespaces would map
 #: a job to the host's root (able to write kernel settings under /proc/sys).
 NOBODY = 65534
@@ -351,7 +344,7 @@ def _command(unsafe: bool) -> list[str]:
     ]
     # abspath, not realpath: a venv's python is a symlink whose target lacks the venv.
     interpreter = os.path.abspath(sys.executable)
-    python = [interpreter, "-I", "-c", BOOT, *sources]
+    python = [interpreter, "-I", "-c", BOOT, *sources]  # BOOT: the worker's own boot line
     if unsafe:
         return python
     bwrap = shutil.which("bwrap")

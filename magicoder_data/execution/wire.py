@@ -153,6 +153,7 @@ class Peer:
 
     def __init__(self, sock: socket.socket | None = None, *, strict: bool = False) -> None:
         self.sock = sock
+        self.buffer = bytearray()
         #: The tests' side: what the other side names as a standard-library function still
         #: runs there (so no name the program binds makes this side exit or run commands).
         self.strict = strict
@@ -275,18 +276,29 @@ class Peer:
         return self.loads(self._exactly(size))
 
     def _exactly(self, size: int) -> bytes:
+        """The next `size` bytes (one read a message, as a rule)."""
         assert self.sock is not None
-        chunks, left = [], size
-        while left:
+        while len(self.buffer) < size:
             try:
-                chunk = self.sock.recv(min(left, 1 << 20))
+                chunk = self.sock.recv(max(1 << 16, size - len(self.buffer)))
             except OSError:
                 raise Gone from None
             if not chunk:
                 raise Gone
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+            self.buffer += chunk
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def connect(self, sock: socket.socket | None) -> None:
+        """Talk over another socket (a new solution side): nothing read from the old one is
+        kept, and no object of the old one is named any more."""
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = sock
+        self.buffer.clear()
+        self.objects.clear()
+        self.refs.clear()
 
     def request(self, name: str, *operands: object, **keywords: object) -> object:
         """Ask the other side to apply operation `name` to `operands`; serve its requests

@@ -53,10 +53,10 @@ except ImportError:  # inside the sandbox: loaded by the boot line
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 PR_SET_CHILD_SUBREAPER = 36
+MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC = 0x1, 0x20, 0x1000, 0x4000
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
@@ -73,8 +73,22 @@ DETAIL = 500
 EXIT_SETUP = 90
 
 
+#: The worker's program: the sources given as arguments become modules, then it serves.
+BOOT = (
+    "import sys, types\n"
+    "for name, source in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+    "    module = sys.modules[name] = types.ModuleType(name)\n"
+    "    exec(compile(source, name + '.py', 'exec'), module.__dict__)\n"
+    "sys.modules['worker'].main()\n"
+)
+
+
 def main() -> None:
-    """Serve jobs from stdin until it closes."""
+    """Serve jobs from stdin until it closes (or, started afresh inside a job, be its
+    solution side)."""
+    if harness.RESPAWN in os.environ:
+        harness.respawned()
+    harness.BOOT[:] = [sys.executable, "-I", "-c", BOOT, *sys.argv[1:]]
     # Not dumpable: a job cannot read or write the worker's memory through /proc or ptrace.
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     out = sys.stdout.buffer
@@ -85,6 +99,7 @@ def main() -> None:
             continue
         result = _load_suites(message["suites"]) if "suites" in message else serve(message)
         del message
+        _clear_ipc()
         out.write(json.dumps(result).encode() + b"\n")
         out.flush()
 
@@ -182,10 +197,11 @@ def _over_budget(root: int, job: dict) -> str:
     tree = _tree(root)
     if len(tree) - 2 > job["processes"]:  # the supervisor and the tests' side are the harness's
         return f"more than {job['processes']} processes"
+    shared = _ipc_bytes()
     pages = sum(rss for _, rss in tree)
-    if pages * PAGE <= job["memory"]:
+    if pages * PAGE + shared <= job["memory"]:
         return ""
-    used = sum(_proportional(pid) or rss * PAGE for pid, rss in tree)
+    used = shared + sum(_proportional(pid) or rss * PAGE for pid, rss in tree)
     if used <= job["memory"]:
         return ""
     return f"the job's processes held more than {job['memory'] >> 20:,} MiB together"
@@ -215,6 +231,47 @@ def _tree(root: int) -> list[tuple[int, int]]:
         found.append((pid, resident.get(pid, 0)))
         stack += children.get(pid, [])
     return found
+
+
+#: System V IPC objects: their /proc table, the column of bytes they hold, how to remove one.
+IPC = (("shm", "rss", "shmctl"), ("msg", "cbytes", "msgctl"), ("sem", None, "semctl"))
+IPC_RMID = 0
+
+
+def _ipc_objects(kind: str) -> list[dict[str, str]]:
+    """The rows of /proc/sysvipc/KIND: what the worker's IPC namespace holds (one job at a
+    time runs in it, so all of it is the current job's)."""
+    try:
+        with open(f"/proc/sysvipc/{kind}") as handle:
+            header, *rows = handle.read().splitlines()
+    except (OSError, ValueError):
+        return []
+    names = header.split()
+    return [dict(zip(names, row.split(), strict=False)) for row in rows]
+
+
+def _ipc_bytes() -> int:
+    """Memory held by System V shared memory and message queues: no process's, so counted
+    here."""
+    return sum(
+        int(row.get(column, 0) or 0)
+        for kind, column, _ in IPC
+        if column
+        for row in _ipc_objects(kind)
+    )
+
+
+def _clear_ipc() -> None:
+    """Remove every System V IPC object a job left (POSIX queues it cannot create)."""
+    libc = ctypes.CDLL(None)
+    for kind, _, remove in IPC:
+        for row in _ipc_objects(kind):
+            key = {"shm": "shmid", "msg": "msqid", "sem": "semid"}[kind]
+            with contextlib.suppress(ValueError, KeyError):
+                if remove == "semctl":
+                    libc.semctl(int(row[key]), 0, IPC_RMID)
+                else:
+                    getattr(libc, remove)(int(row[key]), IPC_RMID, None)
 
 
 def _proportional(pid: int) -> int:
@@ -332,11 +389,13 @@ def _setup_failed(out_w: int, exc: BaseException) -> None:  # pragma: no cover -
 
 
 def _isolate(scratch: int) -> str:  # pragma: no cover - child
-    """New user, PID, mount, IPC and UTS namespaces, a fresh tmpfs on /sandbox and a small one
-    on /dev/shm, for this job only: nothing it writes outlives it or reaches the next job."""
+    """New user, PID, mount and UTS namespaces, a fresh tmpfs on /sandbox and a small one on
+    /dev/shm, for this job only: nothing it writes outlives it or reaches the next job. (A new
+    IPC namespace per job would cost a third of a job's time: the worker removes what a job
+    left in its own instead, see `_clear_ipc`.)"""
     libc = ctypes.CDLL(None, use_errno=True)
     uid, gid = os.getuid(), os.getgid()
-    spaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+    spaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS
     if libc.unshare(spaces) != 0:
         raise OSError(ctypes.get_errno(), "unshare")
     for name, text in (
@@ -354,9 +413,16 @@ def _isolate(scratch: int) -> str:  # pragma: no cover - child
 
 
 def _own_proc() -> None:  # pragma: no cover - child
-    """A /proc of the job's own PID namespace: no process of the worker's is in it."""
+    """A /proc of the job's own PID namespace (no process of the worker's is in it), with
+    /proc/sys read-only: no kernel setting, not even its namespaces' own, can be changed."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount(b"proc", b"/proc", b"proc", 0x2 | 0x4 | 0x8, None)  # where refused, keep the old
+    sys_ = b"/proc/sys"
+    if libc.mount(sys_, sys_, None, MS_BIND | MS_REC, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount /proc/sys")
+    flags = MS_BIND | MS_REMOUNT | MS_RDONLY | 0x2 | 0x4 | 0x8
+    if libc.mount(None, sys_, None, flags, None) != 0:
+        raise OSError(ctypes.get_errno(), "read-only /proc/sys")
 
 
 def _scratch() -> str:  # pragma: no cover - child
@@ -439,6 +505,7 @@ def _limit(job: dict) -> None:  # pragma: no cover - child
         # count every process the user runs
         resource.setrlimit(resource.RLIMIT_NPROC, (job["processes"], job["processes"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))  # no POSIX queue to outlive the job
 
 
 if __name__ == "__main__":
