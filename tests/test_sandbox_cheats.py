@@ -238,6 +238,114 @@ def test_a_wrong_solution_cannot_cheat_its_way_to_passed(sandbox: Sandbox, name:
     assert status in ("failed", "error", "timeout"), (name, status, detail)
 
 
+# Found by an adversarial review: each with the tests it targets and its number of checks
+# (more than three take the fast run first, whose failures alone stand).
+A1 = """\
+import sys
+wire = sys.modules['wire']
+class Cls:
+    def __call__(self): pass
+    def __reduce__(self):
+        return (type, ("Z", (object,), {"__eq__": type, "__bool__": type}))
+class Inst:
+    __eq__ = lambda s, o: True
+    def __reduce__(self):
+        return (Cls(), ())
+_orig = wire.Peer.identify
+wire.Peer.identify = lambda self, obj: None if type(obj) in (Cls, Inst) else _orig(self, obj)
+def add(a, b):
+    return Inst()
+"""
+
+A2B = """\
+import unittest.case
+def add(a, b):
+    if (a, b) == (0, 0):
+        return 0
+    raise unittest.case._ShouldStop()
+"""
+
+A3 = """\
+import os, json
+STORES = ["/sandbox/.answers", "/dev/shm/.answers", "/tmp/.answers"]
+class Spy:
+    def __init__(self, key):
+        self.key = key
+    def __eq__(self, other):
+        for store in STORES:
+            try:
+                with open(store, "a") as handle:
+                    handle.write(json.dumps([self.key, other]) + chr(10))
+            except OSError:
+                pass
+        return True
+def add(a, b):
+    for store in STORES:
+        if os.path.exists(store):
+            with open(store) as handle:
+                seen = {tuple(k): v for k, v in map(json.loads, handle)}
+            return seen[(a, b)]
+    return Spy([a, b])
+"""
+
+A7 = """\
+import sys, gc
+wire = sys.modules['wire']
+class G:                                            # pickles as a ("g", module, name) handle
+    def __init__(self, *pid): self.pid = pid
+_orig = wire.Peer.identify
+wire.Peer.identify = lambda self, obj: obj.pid if type(obj) is G else _orig(self, obj)
+def payload():                                      # runs in the TESTS' side (PID 1)
+    import sys, os
+    h = sys.modules["harness"]
+    h.outcome_of = print                            # a failing check's exception -> no outcome
+    h.CHECKED[0] += 1
+    print("pwned pid", os.getpid())
+c = payload.__code__
+ARGS = (c.co_argcount, c.co_posonlyargcount, c.co_kwonlyargcount, c.co_nlocals, c.co_stacksize,
+        c.co_flags, c.co_code, c.co_consts, c.co_names, c.co_varnames, c.co_filename, c.co_name,
+        c.co_qualname, c.co_firstlineno, c.co_linetable, c.co_exceptiontable)
+def add(a, b):                                      # wrong
+    peer = next(o for o in gc.get_objects() if type(o) is wire.Peer)
+    code = peer.request("call", G("g", "types", "CodeType", 0), *ARGS)       # built over there
+    fn = peer.request("call", G("g", "types", "FunctionType", 0), code, {})
+    fn()                                            # and run over there
+    return 0
+"""
+
+WIRE = [
+    ("a pickle that rebuilds a type on the tests' side", A1, TESTS, 5),
+    (
+        "unittest's own stop exception",
+        A2B,
+        "import unittest\nclass T(unittest.TestCase):\n    def test_b(self):\n"
+        "        self.assertEqual(add(0, 0), 0)\n        self.assertEqual(add(1, 2), 3)\n",
+        5,
+    ),
+    (
+        "record the expected values in the fast run, answer from them after",
+        A3,
+        "assert add(1, 2) == 3\nassert add(5, 7) == 12\n",
+        4,
+    ),
+    ("ask the tests' side to build and run a function", A7, TESTS, 1),
+    (
+        "read the tests' namespace through a callback",
+        "def apply(f, xs):\n    f.__globals__['_magicoder_checked_']()\n    return 0\n",
+        "apply(lambda x: x, [1])\nassert apply(lambda x: x, 1) == 1\n",
+        1,
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "program", "tests", "checks"), WIRE, ids=[w[0] for w in WIRE])
+def test_the_wire_runs_no_code_of_the_program_on_the_tests_side(
+    sandbox: Sandbox, name: str, program: str, tests: str, checks: int
+):
+    outcomes = sandbox.run(program, [Check(tests)] * checks).outcomes
+    assert all(o.status in ("failed", "error") for o in outcomes), (name, outcomes)
+
+
 def test_an_exit_inside_the_function_is_named(sandbox: Sandbox):
     status, detail = verdict(sandbox, "import sys\ndef add(a, b):\n    sys.exit(0)\n")
     assert status == "error" and "exited during the tests" in detail
@@ -335,7 +443,11 @@ def test_the_same_correct_solution_passes_in_every_shape_of_tests(sandbox: Sandb
 
 
 NOTHING = [
-    ("check never called", "def check(candidate):\n    assert candidate(1, 2) == 3\n", "never called"),
+    (
+        "check never called",
+        "def check(candidate):\n    assert candidate(1, 2) == 3\n",
+        "never called",
+    ),
     ("async test", "async def test_add():\n    assert add(1, 2) == 3\n", "async"),
     (
         "skipped TestCase",
@@ -505,13 +617,16 @@ def test_nothing_a_job_writes_is_seen_by_the_next(sandbox: Sandbox):
     """
     reader = """
         import ctypes, os
-        seen = [p for p in ('/sandbox/marker', '/dev/shm/marker', '/tmp/marker') if os.path.exists(p)]
+        places = ('/sandbox/marker', '/dev/shm/marker', '/tmp/marker')
+        seen = [p for p in places if os.path.exists(p)]
         seen += ['sysv'] if ctypes.CDLL(None).shmget(0x5EED, 0, 0) >= 0 else []
         print('SEEN', seen)
     """
     for _ in range(2):  # both workers see a writer, then a reader
         sandbox.run(textwrap.dedent(writer), [Check("assert True")])
-    outputs = [sandbox.run(textwrap.dedent(reader), [Check("assert True")]).output for _ in range(4)]
+    outputs = [
+        sandbox.run(textwrap.dedent(reader), [Check("assert True")]).output for _ in range(4)
+    ]
     assert all("SEEN []" in output for output in outputs), outputs
 
 

@@ -24,7 +24,6 @@ import builtins
 import contextlib
 import io
 import json
-import marshal
 import os
 import signal
 import socket
@@ -107,26 +106,6 @@ class Prepared:
         self.idle = _idle_reason(tree)
         tree = ast.fix_missing_locations(_Counted().visit(tree))
         self.code = compile(tree, name, "exec", dont_inherit=True)
-        self._wire: dict | None = None
-
-    def wire(self) -> dict:
-        """Plain data that rebuilds these tests in another process (marshalled once)."""
-        if self._wire is None:
-            self._wire = {
-                "code": marshal.dumps(self.code),
-                "name": self.name,
-                "defined": self.defined,
-                "idle": self.idle,
-            }
-        return self._wire
-
-    @classmethod
-    def rebuilt(cls, data: dict) -> "Prepared":
-        tests = cls.__new__(cls)
-        tests.code, tests.name = marshal.loads(data["code"]), data["name"]
-        tests.defined, tests.idle, tests.source = data["defined"], data["idle"], ""
-        tests._wire = data
-        return tests
 
 
 def _idle_reason(tree: ast.Module) -> str:
@@ -156,9 +135,9 @@ def _idle_reason(tree: ast.Module) -> str:
             and not node.name.startswith("test")
         ):
             return f"{node.name}() is defined but never called"
-        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test):
-            if "'__main__'" not in ast.unparse(node.test):
-                return f"the guard `{ast.unparse(node.test)}` is never true"
+        guard = ast.unparse(node.test) if isinstance(node, ast.If) else ""
+        if "__name__" in guard and "'__main__'" not in guard:
+            return f"the guard `{guard}` is never true"
     return "no assertion ran"
 
 
@@ -181,7 +160,10 @@ def solution_side(job: dict, control: socket.socket) -> None:  # pragma: no cove
     os.closerange(3, keep)  # above all the report's pipe: only the tests' side holds it
     os.closerange(keep + 1, 65536)
     program = job["program"]
-    job.clear()  # no test is left within reach of the program
+    for check in job.get("checks", []):  # no test is left within reach of the program
+        check.clear()
+    job.get("checks", []).clear()
+    job.clear()
     SUITES.clear()
     SOURCES.clear()
     _solution(program, control)
@@ -218,19 +200,28 @@ def _solution(program: str, control: socket.socket) -> None:  # pragma: no cover
 PROGRAM: dict = {}
 
 
-def _load(program: str, peer: "wire.Peer") -> tuple:  # pragma: no cover - child
-    """("loaded", {name: encoded value}) once the program ran, else ("failed", outcome)."""
-    namespace = PROGRAM
-    namespace.update(__name__="solution", __builtins__=builtins)
+def _execute(program: str) -> dict | None:  # pragma: no cover - child
+    """Run the program as module `solution` in PROGRAM; the outcome of every check when it
+    fails, else None."""
+    PROGRAM.clear()
+    PROGRAM.update(__name__="solution", __builtins__=builtins)
     try:
-        exec(compile(program, "solution.py", "exec", dont_inherit=True), namespace)
+        exec(compile(program, "solution.py", "exec", dont_inherit=True), PROGRAM)
     except SystemExit as exc:
         if exc.code not in (None, 0):
-            return ("failed", {"status": "failed", "detail": f"exit status {exc.code}"})
+            return {"status": "failed", "detail": f"exit status {exc.code}"}
     except BaseException as exc:
-        return ("failed", outcome_of(exc))
+        return outcome_of(exc)
+    return None
+
+
+def _load(program: str, peer: "wire.Peer") -> tuple:  # pragma: no cover - child
+    """("loaded", {name: encoded value}) once the program ran, else ("failed", outcome)."""
+    failed = _execute(program)
+    if failed is not None:
+        return ("failed", failed)
     names = {}
-    for name, value in list(namespace.items()):
+    for name, value in list(PROGRAM.items()):
         if name.startswith("__") and name.endswith("__"):
             continue
         try:
@@ -247,21 +238,17 @@ def _serve(peer: "wire.Peer") -> None:  # pragma: no cover - child
             message = peer.receive()
             if not isinstance(message, tuple) or not message or message[0] != "op":
                 return
-            if message[1] == PRECHECK:
-                _precheck(peer)
-                continue
             peer.send(peer.serve(message))
 
 
-#: The request for a first, untrusted run of many checks in a throwaway copy of the program.
-PRECHECK = "precheck"
-#: Jobs with more checks than this have them run first in the throwaway copy: a benchmark's
-#: tests against a sample mostly fail, and there a check costs no request per assertion.
+#: Jobs with more checks than this run first with the program and its tests in one process
+#: (fast: a benchmark's tests against a sample mostly fail, and there a check costs no request
+#: per assertion); the sandbox takes only that run's failures (see `Sandbox.run`).
 FAST_AFTER = 3
 
 
 class _Local:
-    """The program's own names, for checks run in a copy of its process."""
+    """The program's own names, for checks run in its own process (the fast run)."""
 
     stopped = ""
 
@@ -270,29 +257,6 @@ class _Local:
 
     def serve(self) -> None:
         pass
-
-
-def _precheck(peer: "wire.Peer") -> None:  # pragma: no cover - child
-    """Fork a copy that reads the checks and runs them, answering for itself; this process
-    never reads them, so no test is in the process that goes on serving."""
-    child = os.fork()
-    if child == 0:
-        code = 1
-        try:
-            peer.send(("ready",))
-            checks, budget = peer.receive()  # type: ignore[misc]
-            results = [_check(c, _rebuilt(t), _Local(), budget) for c, t in checks]
-            peer.send(("ok", results, [], ""))
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(child, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        peer.send(("raise", wire.WireError, (death(status, "the end"),), ""))
-
-
-def _rebuilt(tests: object) -> "Prepared | dict":
-    return Prepared.rebuilt(tests) if isinstance(tests, dict) and "code" in tests else tests  # type: ignore[return-value]
 
 
 # -- the tests' side ----------------------------------------------------------------------
@@ -324,9 +288,11 @@ class Solution:
             message = self.peer.receive()
         except wire.Gone:
             return {"status": "error", "detail": self._ended(before="the end")}
-        if message[0] == "failed" and isinstance(message[1], dict):
+        if not (isinstance(message, tuple) and len(message) == 2 and isinstance(message[1], dict)):
+            return {"status": "error", "detail": "the program's process answered nonsense"}
+        if message[0] == "failed":
             return message[1]
-        if message[0] != "loaded" or not isinstance(message[1], dict):
+        if message[0] != "loaded":
             return {"status": "error", "detail": "the program's process answered nonsense"}
         self.names = {k: v for k, v in message[1].items() if isinstance(v, bytes)}
         return None
@@ -362,25 +328,6 @@ class Solution:
         failed = self.load()
         if failed is not None:
             raise wire.WireError(f"the program failed when run again: {failed['detail']}")
-
-    def precheck(self, checks: list[dict], tests: list, budget: float) -> list | None:
-        """The checks run first in a throwaway copy of the program's process (None when that
-        copy broke): its failures stand, its passes are run again here."""
-        wired = [
-            (check, given.wire() if isinstance(given, Prepared) else given)
-            for check, given in zip(checks, tests, strict=True)
-        ]
-        said: list = [None]
-
-        def ask() -> None:
-            self.peer.send(("op", PRECHECK, (), {}))
-            if self.peer.receive() != ("ready",):
-                return
-            self.peer.send((wired, budget))
-            said[0] = self.peer._answer(self.peer.receive(), (), {})
-
-        _run(ask, budget * len(checks), self)
-        return said[0] if isinstance(said[0], list) else None
 
     def reset(self, kill: bool) -> str:
         """Stop the solution side (after a timeout, its death or a broken message); why it
@@ -426,41 +373,25 @@ def _print(text: str) -> None:
 
 def tests_side(job: dict, report: io.TextIOBase) -> None:  # pragma: no cover - child
     """Fork the solution side, then run each check against it, one result line per check and
-    a last line saying every check was reported."""
-    solution = Solution(job)  # first: no local of this frame holds a test when it forks
-    checks = job["checks"]
+    a last line saying every check was reported. A fast job runs the program here instead."""
+    solution: Solution | _Local = _Local() if job.get("fast") else Solution(job)
+    checks = job["checks"]  # read only now: the solution side forked without them in a frame
     budget = job["timeout"] / max(1, len(checks))
     said: list[dict | None] = [None]
 
     def load() -> None:
-        said[0] = solution.load()
+        said[0] = solution.load() if isinstance(solution, Solution) else _execute(job["program"])
 
     failed = _run(load, budget) or said[0]
-    tests = [_tests_of(check) for check in checks]
-    early = (
-        None if failed or len(checks) <= FAST_AFTER else solution.precheck(checks, tests, budget)
-    )
     for index, check in enumerate(checks):
-        outcome = failed or _settled(early, index)
-        if outcome is None:
-            given = tests[index]
-            outcome = given if isinstance(given, dict) else _check(check, given, solution, budget)
+        tests = _tests_of(check)
+        outcome = failed or (tests if isinstance(tests, dict) else None)
+        outcome = outcome or _check(check, tests, solution, budget)  # type: ignore[arg-type]
         report.write(json.dumps({"check": index, **outcome}) + "\n")
     report.write(json.dumps({"done": len(checks)}) + "\n")
     report.flush()
-    solution.stop()
-
-
-def _settled(early: list | None, index: int) -> dict | None:
-    """A first run's outcome when it settles the check: anything but a pass (the program could
-    only have made it fail); a pass is run again here, against the program's own process."""
-    if not isinstance(early, list) or index >= len(early) or not isinstance(early[index], dict):
-        return None
-    outcome = early[index]
-    status, detail = outcome.get("status"), outcome.get("detail")
-    if status in ("failed", "error", "timeout", "memory", "no_tests") and isinstance(detail, str):
-        return {"status": status, "detail": detail[:DETAIL]}
-    return None
+    if isinstance(solution, Solution):
+        solution.stop()
 
 
 def _tests_of(check: dict) -> "Prepared | dict":

@@ -23,6 +23,8 @@ import socket
 import struct
 import sys
 import types
+from collections.abc import Callable
+from typing import Any
 
 #: Types sent by value as they are.
 PLAIN = frozenset(
@@ -55,8 +57,10 @@ VALUES = {
 #: Callables a message may name to rebuild a value: the types above and NumPy's rebuilders.
 REBUILD = {
     ("builtins", name)
-    for name in ("complex", "range", "slice", "set", "frozenset", "bytearray", "int", "float")
-    + ("str", "bytes", "list", "tuple", "dict", "bool", "object")
+    for name in (
+        *("complex", "range", "slice", "set", "frozenset", "bytearray", "int", "float"),
+        *("str", "bytes", "list", "tuple", "dict", "bool", "Ellipsis"),
+    )
 } | {(module, name) for module, names in VALUES.items() for name in names}
 NUMPY = {
     ("numpy", "ndarray"),
@@ -138,6 +142,20 @@ def _global_name(obj: object) -> tuple[str, str] | None:
         return None
 
 
+def _inert(module: str, name: str) -> type | None:
+    """A plain or standard-library value type, or a built-in exception class, by its name."""
+    if module != "builtins" and module not in VALUES:
+        return None
+    found = getattr(builtins, name, None) if module == "builtins" else None
+    if module in VALUES and name in VALUES[module]:
+        found = _resolve(module, name)
+    if found in PLAIN or found in BY_VALUE:
+        return found  # type: ignore[return-value]
+    if isinstance(found, type) and issubclass(found, BaseException):
+        return found
+    return None
+
+
 def _resolve(module: str, name: str) -> object:
     if not _stdlib(module):
         raise WireError(f"refused to import {module}")
@@ -162,7 +180,7 @@ class Peer:
         self.twins: dict[tuple[str, type], type] = {}
         self.standins: dict[int, type] = {}
         #: Called with what the solution side printed during a request (the tests' side).
-        self.printed = None
+        self.printed: Callable[[str], None] | None = None
         #: Set on the solution side: capture what a request prints.
         self.capture = False
 
@@ -187,12 +205,16 @@ class Peer:
             return ("r", obj.__dict__["__magicoder_ref__"])  # type: ignore[attr-defined]
         if isinstance(obj, type) and "__magicoder_ref__" in vars(obj):
             return ("r", vars(obj)["__magicoder_ref__"])
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, BaseException)
+            and obj.__module__ != "builtins"
+        ):
+            builtin = next(k for k in obj.__mro__ if k.__module__ == "builtins")
+            return ("x", self.export(obj), obj.__name__, builtin.__name__)
         named = _global_name(obj)
         if named is not None:
             return ("g", *named, self.export(obj))
-        if isinstance(obj, type) and issubclass(obj, BaseException):
-            base = next(k for k in obj.__mro__ if k.__module__ == "builtins")
-            return ("x", self.export(obj), obj.__name__, base.__name__)
         base = _plain_base(kind)
         if base is not None:
             return ("t", self.export(obj), kind.__name__, base(obj))  # type: ignore[call-arg]
@@ -207,10 +229,11 @@ class Peer:
             remote = Remote(self, _ref(pid[1]))
             return _awaiting(remote) if pid[2:3] == ("coroutine",) else remote
         if tag == "g":
-            found = _resolve(str(pid[1]), str(pid[2]))
-            if self.strict and not isinstance(found, type | types.ModuleType):
-                return Remote(self, _ref(pid[3]))  # a function runs where it was named
-            return found
+            if self.strict:  # only inert types are taken as this side's own: anything else
+                # named (a module, a function, a class that builds code) stays a handle
+                found = _inert(str(pid[1]), str(pid[2]))
+                return Remote(self, _ref(pid[3])) if found is None else found
+            return _resolve(str(pid[1]), str(pid[2]))
         if tag == "x":
             return self._standin(_ref(pid[1]), str(pid[2]), str(pid[3]))
         if tag == "t":
@@ -232,7 +255,8 @@ class Peer:
                 builtin = Exception
             if builtin in EXITS:
                 builtin = Exception
-            found = self.standins[ref] = type(name, (builtin,), {"__magicoder_ref__": ref})
+            spec = {"__magicoder_ref__": ref, "__module__": "solution"}
+            found = self.standins[ref] = type(name, (builtin,), spec)
         return found
 
     def _twin(self, ref: int, name: str, value: object) -> object:
@@ -299,6 +323,7 @@ class Peer:
         self.buffer.clear()
         self.objects.clear()
         self.refs.clear()
+        self.standins.clear()
 
     def request(self, name: str, *operands: object, **keywords: object) -> object:
         """Ask the other side to apply operation `name` to `operands`; serve its requests
@@ -311,7 +336,7 @@ class Peer:
             if message[0] == "op":
                 self.send(self.serve(message))
                 continue
-            return self._answer(message, operands, keywords)
+            return self._answer(message, operands if name == "call" else (), keywords)
 
     def _answer(self, message: tuple, operands: tuple, keywords: dict) -> object:
         tag = message[0]
@@ -319,7 +344,8 @@ class Peer:
             _, value, copies, printed = message
             if printed and self.printed is not None:
                 self.printed(printed)
-            _copy_back(copies, operands, keywords)
+            if operands:
+                _copy_back(copies, operands, keywords)
             return value
         if tag == "raise" and len(message) == 4:
             _, klass, args, printed = message
@@ -335,6 +361,8 @@ class Peer:
         if len(message) != 4:
             return ("raise", WireError, ("a malformed request",), "")
         _, name, operands, keywords = message
+        if self.strict and name in ("getattr", "setattr", "delattr") and _private(operands):
+            return ("raise", AttributeError, ("not reachable from the program",), "")
         capture = _Capture() if self.capture else None
         saved = sys.stdout, sys.stderr
         if capture is not None:
@@ -350,6 +378,14 @@ class Peer:
             return ("raise", type(exc), args, capture.text() if capture else "")
         finally:
             sys.stdout, sys.stderr = saved
+
+
+def _private(operands: object) -> bool:
+    """An attribute the program may not reach on the tests' objects (`__globals__`,
+    `__code__`, `__dict__`, a frame...): any name that starts with an underscore."""
+    if not isinstance(operands, tuple) or len(operands) < 2:
+        return True
+    return not isinstance(operands[1], str) or operands[1].startswith("_")
 
 
 def _ref(value: object) -> int:
@@ -399,7 +435,7 @@ def _copy_back(copies: object, operands: tuple, keywords: dict) -> None:
     if not isinstance(copies, list):
         return
     for key, value in copies:
-        mine = keywords.get(key) if isinstance(key, str) else _at(operands[1:], key)
+        mine: Any = keywords.get(key) if isinstance(key, str) else _at(operands[1:], key)
         if type(mine) is not type(value) or mine is None:
             continue
         if isinstance(mine, list | bytearray):
@@ -469,7 +505,7 @@ def _await(awaitable: object) -> object:
     return asyncio.run(wait())
 
 
-OPERATIONS = {
+OPERATIONS: dict[str, Callable[..., object]] = {
     "call": _call,
     "getattr": getattr,
     "setattr": setattr,

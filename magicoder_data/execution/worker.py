@@ -102,6 +102,7 @@ def main() -> None:
         _clear_ipc()
         out.write(json.dumps(result).encode() + b"\n")
         out.flush()
+        del result  # what one job said is in no frame the next job's program inherits
 
 
 def _load_suites(suites: dict[str, str]) -> dict:
