@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -145,3 +147,14 @@ def generated_run(
     with FakeOpenAI(faults=faults, answer=answer) as server:
         run_generate(run, server.base_url, *args, check=True)
     return run
+
+
+@contextmanager
+def ray_token() -> Iterator[None]:
+    """Token authentication for a local Ray instance, with a token of the tests' own in the
+    environment that every command inherits: a fresh machine has no ~/.ray/auth_token (Ray
+    2.60's `ray start` writes none), and the tests write nothing in the home folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_AUTH_MODE", "token")
+        patch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+        yield

@@ -262,3 +262,22 @@ def test_without_bubblewrap_verify_refuses_unless_told_unsafe(tmp_path: Path):
     )
     assert unsafe.returncode == 0, unsafe.stderr
     assert "WITHOUT isolation" in unsafe.stderr and "passed 1" in unsafe.stdout
+
+
+def test_after_a_timeout_or_a_death_the_next_check_runs_against_the_program_afresh(
+    sandbox: Sandbox,
+):
+    program = (
+        "import os\n"
+        "print('loaded')\n"
+        "def add(a, b):\n    return a + b\n"
+        "def hang():\n    while True:\n        pass\n"
+        "def die():\n    os._exit(3)\n"
+    )
+    checks = [Check("hang()"), Check("assert add(1, 2) == 3"), Check("die()")]
+    result = sandbox.run(program, checks)
+    assert [o.status for o in result.outcomes] == ["timeout", "passed", "error"], result
+    assert "exited with status 3" in result.outcomes[2].detail
+    assert result.output.count("loaded") == 2  # run again in a fresh interpreter after hang()
+    again = sandbox.run(program, [Check("die()"), Check("assert add(2, 2) == 4")])
+    assert [o.status for o in again.outcomes] == ["error", "passed"], again

@@ -27,7 +27,15 @@ from magicoder_data.executors import BatchJob, ExecutorOptions, LocalExecutor, S
 from magicoder_data.executors.ray import RETRIES, RayExecutor
 from magicoder_data.lintseq.stage import FileProgram, LintJob, LintSeqConfig
 from magicoder_data.seeds import draw_seeds, draw_shards, rank_key, rank_of
-from tests.conftest import code_doc, doc, generated_run, run_cli, table, write_parquet
+from tests.conftest import (
+    code_doc,
+    doc,
+    generated_run,
+    ray_token,
+    run_cli,
+    table,
+    write_parquet,
+)
 from tests.test_verify import FIRST
 from tests.test_verify import answer as verify_answer
 from tests.test_viewer import HUMANEVAL_0
@@ -63,11 +71,14 @@ def answer(seed: int) -> str:
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    """A local Ray instance with 2 CPUs, started once for the module, that asks for the token
-    `ray start` writes (~/.ray/auth_token): every command of the tests sends it."""
+    """A local Ray instance with 2 CPUs, started once for the module, that asks for the tests'
+    token: every command of the tests sends it."""
+    with ray_token():
+        yield from _ray_instance()
+
+
+def _ray_instance() -> Iterator[str]:
     subprocess.run([*RAY, "stop", "--force"], capture_output=True, check=False)
-    mode = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "token"
     started = subprocess.run(
         [
             *RAY,
@@ -92,10 +103,6 @@ def ray_address() -> Iterator[str]:
         yield address
     finally:
         subprocess.run([*RAY, "stop", "--force"], capture_output=True, check=False)
-        if mode is None:
-            del os.environ["RAY_AUTH_MODE"]
-        else:
-            os.environ["RAY_AUTH_MODE"] = mode
 
 
 #: A detail that says how it went, not what: a timeout is seen by the worker's clock ("longer

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import code_doc, doc, run_cli, run_generate, table
+from tests.conftest import code_doc, doc, ray_token, run_cli, run_generate, table
 from tests.openai_server import FakeOpenAI
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -69,9 +69,8 @@ def ray(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    """A head node and a worker node, one CPU each, asking for the token `ray start` wrote."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_AUTH_MODE", "token")
+    """A head node and a worker node, one CPU each, asking for the tests' token."""
+    with ray_token():
         yield from _cluster()
 
 

@@ -169,9 +169,21 @@ def solution_side(job: dict, control: socket.socket) -> None:  # pragma: no cove
     _solution(program, control)
 
 
+def as_a_program() -> None:  # pragma: no cover - child
+    """What a job's processes see of the interpreter: no input, output written as it is
+    printed (a process may be killed at any time), its own argv and recursion limit."""
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    raw = open(1, "wb", buffering=0, closefd=False)  # noqa: SIM115 - likewise
+    sys.stdout = io.TextIOWrapper(raw, write_through=True)
+    sys.stderr = sys.stdout
+    sys.argv = ["solution.py"]
+    sys.setrecursionlimit(5000)
+
+
 def respawned() -> None:  # pragma: no cover - child
     """A solution side started afresh by `exec` (after the first one timed out or died):
     nothing of the tests' side is in its memory. The program comes over its socket."""
+    as_a_program()
     control = socket.socket(fileno=int(os.environ.pop(RESPAWN)))
     program = wire.Peer(control).receive()
     _solution(str(program), control)

@@ -31,7 +31,6 @@ import dataclasses  # noqa: F401
 import functools  # noqa: F401
 import hashlib  # noqa: F401
 import heapq  # noqa: F401
-import io
 import itertools  # noqa: F401
 import json
 import math  # noqa: F401
@@ -479,12 +478,7 @@ def _job(job: dict, out_w: int, res_w: int, home: str) -> None:  # pragma: no co
         os.environ.clear()
         os.environ.update(HOME=home, TMPDIR=home, PATH="/usr/bin:/bin", LANG="C.UTF-8")
         _limit(job)
-        sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
-        raw = open(1, "wb", buffering=0, closefd=False)  # noqa: SIM115 - likewise
-        sys.stdout = io.TextIOWrapper(raw, write_through=True)
-        sys.stderr = sys.stdout
-        sys.argv = ["solution.py"]
-        sys.setrecursionlimit(5000)
+        harness.as_a_program()
         report = os.fdopen(res_w, "w", buffering=1)
         code = 1
         harness.tests_side(job, report)
