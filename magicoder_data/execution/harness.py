@@ -84,8 +84,9 @@ class _Counted(ast.NodeTransformer):
     """After every `assert`, a call that counts it as run to its end."""
 
     def visit_Assert(self, node: ast.Assert) -> list[ast.stmt]:
-        count = ast.Expr(ast.Call(ast.Name(COUNTER, ast.Load()), [], []))
-        return [node, ast.copy_location(count, node)]
+        where = {"lineno": node.lineno, "col_offset": node.col_offset}
+        name = ast.Name(COUNTER, ast.Load(), **where)
+        return [node, ast.Expr(ast.Call(name, [], [], **where), **where)]
 
 
 class Prepared:
@@ -103,9 +104,12 @@ class Prepared:
             and node.name.startswith("test")
             and not node.args.args
         ]
-        self.idle = _idle_reason(tree)
-        tree = ast.fix_missing_locations(_Counted().visit(tree))
-        self.code = compile(tree, name, "exec", dont_inherit=True)
+        self.code = compile(_Counted().visit(tree), name, "exec", dont_inherit=True)
+
+    @property
+    def idle(self) -> str:
+        """Why these tests may run no check (read again from the text: rarely asked)."""
+        return _idle_reason(ast.parse(self.source, self.name))
 
 
 def _idle_reason(tree: ast.Module) -> str:
