@@ -201,7 +201,6 @@ def _solution(program: str, control: socket.socket) -> None:  # pragma: no cover
         import ctypes
 
         ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable again: its own /proc is its own
-        SOURCES["solution.py"] = program
         peer = wire.Peer(control)
         peer.send(_load(program, peer))
         peer.capture = True
@@ -221,6 +220,7 @@ def _execute(program: str) -> dict | None:  # pragma: no cover - child
     fails, else None."""
     PROGRAM.clear()
     PROGRAM.update(__name__="solution", __builtins__=builtins)
+    SOURCES["solution.py"] = program
     try:
         exec(compile(program, "solution.py", "exec", dont_inherit=True), PROGRAM)
     except SystemExit as exc:
