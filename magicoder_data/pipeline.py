@@ -108,7 +108,7 @@ def load_pipeline(
     Each section is validated strictly by its stage's Config; errors name the setting as the
     file spells it (`generate.timeout`), and the file (`source`, or the path given).
     """
-    if isinstance(config, str | Path):
+    if isinstance(config, str | Path) and source is None:  # a path (a file's text is a dict)
         source, config = str(config), read_yaml(Path(config))
     if isinstance(config, PipelineConfig):
         return config
@@ -184,14 +184,31 @@ def _in_section(stage: Stage[Any, Any], exc: InvalidOption, where: str) -> Confi
     return ConfigError(f"invalid setting {stage.name}.{exc.field}{where}: {exc.reason}")
 
 
+#: The largest run config read, bytes: a config is a page of settings, never data.
+MAX_CONFIG = 1 << 20
+
+
 def read_yaml(path: Path) -> Any:
-    """A YAML file's data; ConfigError for a file that is missing or is not YAML."""
+    """A YAML file's data; ConfigError for a file that is missing, is not a regular file, is
+    larger than MAX_CONFIG, is not YAML, or uses aliases (a kilobyte of nested aliases expands
+    to gigabytes: no setting needs one)."""
     import yaml
 
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"config file {path} is not a regular file")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG + 1)
+        if len(data) > MAX_CONFIG:
+            raise ConfigError(f"config file {path} is larger than {MAX_CONFIG >> 20} MiB")
+        text = data.decode("utf-8")
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, yaml.SafeLoader)):
+            raise ConfigError(f"{path} uses YAML aliases (*name), which run configs do not take")
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a run config") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise ConfigError(f"cannot read config file {path}: {reason}") from None

@@ -414,6 +414,34 @@ def test_a_missing_config_file_is_one_line(tmp_path: Path):
     assert_user_error(run_cli("run", tmp_path / "nope.yaml"), 1, "nope.yaml")
 
 
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        # A kilobyte of nested aliases under a valid key once grew `run` to 2.9 GB and abort.
+        (
+            "run: r\nsample:\n  data_dirs: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"  k{i}: &a{i} [{', '.join(['*a' if i == 0 else f'*a{i - 1}'] * 9)}]\n"
+                for i in range(9)
+            ),
+            "aliases",
+        ),
+        ("[" * 20_000 + "]" * 20_000, "nested too deeply"),
+        ('"other.yaml"\n', "needs `run: DIR`"),  # a string is not a path to another config
+        ("run: r\n" + "# " + "x" * (1 << 20) + "\n", "larger than 1 MiB"),
+    ],
+)
+def test_hostile_config_files_are_one_line(tmp_path: Path, text: str, fragment: str):
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    assert_user_error(run_cli("run", config), 1, fragment)
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/null", "."])
+def test_a_config_that_is_no_regular_file_is_one_line(special: str):
+    assert_user_error(run_cli("run", special), 1, "not a regular file")
+
+
 # -- fuzzing: whatever a config or an option holds, one line and no traceback -------------------
 
 VALUES = st.one_of(
