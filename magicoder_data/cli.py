@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import sys
 import types
 import typing
@@ -392,7 +393,11 @@ def dump(
     with RunStore.open(run, readonly=True) as store:
         rows = dump_rows(store, what)
         if out_file is None:
-            _write_jsonl(rows, sys.stdout)
+            try:
+                _write_jsonl(rows, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `dump RUN seeds | head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the last flush
             return
         with replacing_file(out_file, inputs=run_files(run), overwrite=overwrite) as handle:
             count = _write_jsonl(rows, handle)

@@ -5,6 +5,8 @@ Only presentation lives here; the numbers come from the library's reports and st
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,8 +22,19 @@ if TYPE_CHECKING:
     from .backends.batch import BatchRow
     from .pipeline import RunStatus
 
-out = Console()
-err = Console(stderr=True)
+
+class _Console(Console):
+    """Rich's console, except that a reader who closes the pipe early (`status | head`) ends
+    the command as a success, silently: it has what it wanted (rich exits 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the last flush too
+        raise SystemExit(0)
+
+
+out = _Console()
+err = _Console(stderr=True)
 
 
 def say(text: str) -> None:

@@ -70,6 +70,21 @@ def run(made_run: Path, tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.mark.parametrize("words", [["status"], ["dump", "seeds"]])
+def test_a_reader_that_stops_early_ends_a_command_quietly_and_well(
+    made_run: Path, words: list[str]
+):
+    """`status | head`, `dump RUN seeds | head`: the reader closed the pipe before anything was
+    written (rich's console and plain writes alike)."""
+    command = [sys.executable, "-m", "magicoder_data", words[0], str(made_run), *words[1:]]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        errors = process.stderr.read()
+        assert process.wait(timeout=60) == 0, errors
+    assert errors == b""
+
+
 # -- outputs never destroy what the tool did not write ------------------------------------------
 
 
