@@ -22,6 +22,8 @@ from .errors import ConfigError, InvalidOption
 from .languages import LANGUAGES, MAGICODER_MIX, canonical
 
 SourceKind = Literal["auto", "bundled", "hub", "folder", "tree"]
+#: The most processes `--workers` starts on one machine: more is a typo, not a machine.
+MAX_WORKERS = 256
 #: Config of every settings dataclass (pydantic.dataclasses): unknown fields are errors.
 OPTIONS = ConfigDict(extra="forbid")
 

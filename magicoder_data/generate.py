@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from .config import OPTIONS, GenerateConfig, StrictModel, build
+from .config import MAX_WORKERS, OPTIONS, GenerateConfig, StrictModel, build
 from .errors import ConfigError, InvalidOption, RunError
 from .llm import PRICES, ClientSettings, Completion, cost, price_of
 from .parse import main_code, parse_response
@@ -354,7 +354,7 @@ class SendOptions:
     limit: int | None = Field(default=None, ge=0)  # send at most this many requests
     max_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)  # US$ for the whole run
     workers: int = Field(
-        default=1, ge=0
+        default=1, ge=0, le=MAX_WORKERS
     )  # processes; 0: one per 256 in flight, at most one per core
     grace: float = Field(default=GRACE, ge=0)  # seconds answers in flight may arrive after a Ctrl-C
     wait: bool = True  # batches: wait until they end (else submit, collect what ended, return)

@@ -27,7 +27,15 @@ from typing import Any
 from pydantic import Field, model_validator
 from tree_sitter import Tree
 
-from .config import SampleConfig, SourceKind, build, parse_mix, parse_pairs, scale_mix
+from .config import (
+    MAX_WORKERS,
+    SampleConfig,
+    SourceKind,
+    build,
+    parse_mix,
+    parse_pairs,
+    scale_mix,
+)
 from .corpus import Shard, SkippedShard, Source, open_source
 from .errors import ConfigError, RunError
 from .executors import BatchJob, Executor, ExecutorOptions, LocalExecutor
@@ -783,7 +791,7 @@ class SampleOptions(ExecutorOptions):
     """A longer line marks a minified file."""
     data_dirs: dict[str, str] | str | None = None
     """Folder per language over starcoderdata's: csharp=c-sharp"""
-    workers: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1, le=MAX_WORKERS)
     """Processes drawing snippets; the seeds are the same either way."""
 
     @model_validator(mode="after")

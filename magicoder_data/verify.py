@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from .config import StrictModel, build
+from .config import MAX_WORKERS, StrictModel, build
 from .errors import ConfigError
 from .execution.sandbox import STATUSES, Check, Job, Limits, Sandbox
 from .executors import BatchJob, Executor, ExecutorOptions
@@ -76,7 +76,7 @@ class VerifyOptions(ExecutorOptions):
     """Address space of each process of a sample, MiB (4096)."""
     require_tests: bool | None = None
     """Drop samples that came without tests (by default they are kept, as no_tests)."""
-    workers: int = Field(default=0, ge=0)
+    workers: int = Field(default=0, ge=0, le=MAX_WORKERS)
     """Sandboxed workers; 0: one per core."""
     unsafe_no_sandbox: bool = False
     """Run generated code WITHOUT isolation (only where no sandbox can be had; never the

@@ -617,3 +617,23 @@ def test_only_stale_staging_folders_of_our_own_are_removed(run: Path, tmp_path: 
     (dead / ".magicoder-data.json").write_text(json.dumps({"pid": 2**22 + 7}))
     run_cli("export", run, "--out", out, check=True)
     assert backup.is_dir() and live.is_dir() and other.is_dir() and not dead.exists()
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["sample", "{new}", "--source", "bundled"],
+        ["generate", "{run}"],
+        ["verify", "--input", "x.jsonl", "--output", "y.jsonl"],
+        ["lintseq", "--input", "x.jsonl", "--output", "y.jsonl"],
+    ],
+)
+def test_workers_past_any_machine_are_one_line(run: Path, tmp_path: Path, words: list[str]):
+    before = snapshot(run)
+    given = [
+        str(run) if w == "{run}" else str(tmp_path / "new") if w == "{new}" else w for w in words
+    ]
+    env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
+    result = run_cli(*given, "--workers", "100000", env=env)
+    assert_user_error(result, 1, "--workers")
+    assert snapshot(run) == before and not (tmp_path / "new").exists()

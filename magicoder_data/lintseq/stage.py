@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from ..config import OPTIONS, build
+from ..config import MAX_WORKERS, OPTIONS, build
 from ..errors import ConfigError
 from ..executors import BatchJob, Executor, ExecutorOptions
 from ..languages import canonical
@@ -206,7 +206,7 @@ class LintSeqOptions(ExecutorOptions):
     """Preference for deleting deeper-indented lines first (1.0)."""
     fidelity: bool | None = None
     """pylint per state for Python (slow, as the reference)."""
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=MAX_WORKERS)
     """Processes (default: all cores)."""
 
     @model_validator(mode="after")
