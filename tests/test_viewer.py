@@ -377,3 +377,12 @@ def test_serve_refuses_a_busy_port_and_a_missing_run_in_one_line(viewed: Path, s
     missing = run_cli("serve", viewed.parent / "nowhere")
     assert missing.returncode == 1 and missing.stderr.startswith("error: ")
     assert "Traceback" not in busy.stderr + missing.stderr
+    # A bad --host is the host's fault, not the port's (no packet leaves: nothing listens).
+    for host, said in (
+        ("no.such.host.invalid", "--host no.such.host.invalid is no address"),
+        ("999.1.1.1", "--host 999.1.1.1 is no address"),
+        ("198.51.100.7", "pick an address of this machine"),  # TEST-NET-2: no machine has it
+    ):
+        refused = run_cli("serve", viewed, "--host", host, "--port", port)
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr
+        assert "--port" not in refused.stderr and "Traceback" not in refused.stderr

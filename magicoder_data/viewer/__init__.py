@@ -23,6 +23,7 @@ def serve(runs: Sequence[Path], host: str = "127.0.0.1", port: int = 8000) -> No
     """Serve `runs` until Ctrl-C; any host but the loopback one is said to be open to others.
 
     The socket is bound before the app starts, so a port in use is one line, not a log."""
+    import errno
     import socket
 
     import uvicorn
@@ -35,14 +36,19 @@ def serve(runs: Sequence[Path], host: str = "127.0.0.1", port: int = 8000) -> No
     app = create_app(runs)
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        listener = socket.socket(info[0], socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"--host {host} is no address ({reason})") from None
+    listener = socket.socket(info[0], socket.SOCK_STREAM)
+    try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(info[4])
     except OSError as exc:
+        listener.close()
         reason = exc.strerror or exc
-        raise ConfigError(
-            f"cannot listen on {host}:{port} ({reason}); pick another --port"
-        ) from None
+        fix = "--host" if exc.errno == errno.EADDRNOTAVAIL else "--port"
+        advice = "an address of this machine" if fix == "--host" else "another --port"
+        raise ConfigError(f"cannot listen on {host}:{port} ({reason}); pick {advice}") from None
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this machine can read these runs", host)
     print(f"serving {len(runs)} run(s) at http://{host}:{port}/  (Ctrl-C stops)", flush=True)
