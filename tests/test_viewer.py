@@ -266,6 +266,8 @@ def _status(url: str) -> tuple[int, str]:
         ("/samples?status=nonsense", 400),
         ("/samples?sort=id", 400),
         ("/samples/99999", 404),
+        ("/samples/99999999999999999999999", 404),  # past SQLite's integers
+        ("/api/samples/99999999999999999999999", 404),
         ("/samples/-1", 404),
         ("/samples/1%20OR%201=1", 404),
         ("/samples?run=elsewhere", 404),

@@ -94,7 +94,10 @@ def create_app(runs: Sequence[Path]) -> Starlette:
         return data.samples_page(store, wanted, lambda q: indexes.of(name).condition(store, q))
 
     def seed_id(request: Request) -> int:
-        return int(request.path_params["seed_id"])
+        found = int(request.path_params["seed_id"])
+        if found >= 1 << 63:  # past SQLite's integers: no seed has it
+            raise data.BadRequest(f"no seed {found} in this run", 404)
+        return found
 
     def detail(store: RunStore, request: Request) -> dict[str, Any]:
         found = data.sample_detail(store, seed_id(request))
