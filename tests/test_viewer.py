@@ -257,6 +257,24 @@ def _status(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+def test_a_foreign_host_header_gets_no_page(server: str):
+    """DNS rebinding: another site's name pointed at 127.0.0.1 reaches the port, not the runs,
+    and no asset URL is built from its name."""
+    for host in ("evil.example", "evil.example:80", "127.0.0.1.evil.example"):
+        request = urllib.request.Request(server + "/", headers={"Host": host})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status, body = answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read().decode()
+        assert status == 400 and "evil" not in body, (host, status, body[:200])
+    assert _status(server + "/")[0] == 200
+    port = server.rsplit(":", 1)[1]
+    local = urllib.request.Request(server + "/", headers={"Host": f"localhost:{port}"})
+    with urllib.request.urlopen(local, timeout=10) as answer:
+        assert answer.status == 200
+
+
 @pytest.mark.parametrize(
     "path, code",
     [

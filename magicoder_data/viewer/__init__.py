@@ -29,11 +29,14 @@ def serve(runs: Sequence[Path], host: str = "127.0.0.1", port: int = 8000) -> No
     import uvicorn
 
     from ..errors import ConfigError
-    from .app import create_app
+    from .app import LOOPBACK, create_app
 
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port} is not a port (1 to 65535)")
-    app = create_app(runs)
+    # Bound to every address, the names it is reached by are unknown: it answers them all (and
+    # says it is open to others); bound to one, it answers to that one and the loopback names.
+    everywhere = host in ("0.0.0.0", "::", "")
+    app = create_app(runs, ["*"] if everywhere else [host, *LOOPBACK])
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except (OSError, UnicodeError) as exc:

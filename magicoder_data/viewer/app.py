@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -54,8 +55,14 @@ def run_names(runs: Sequence[Path]) -> dict[str, Path]:
     return names
 
 
-def create_app(runs: Sequence[Path]) -> Starlette:
-    """The viewer over `runs` (each checked to open read-only now, so a typo fails at once)."""
+#: The names a loopback viewer answers to: a page of any other site that points its own name at
+#: 127.0.0.1 (DNS rebinding) gets a 400, not the runs.
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def create_app(runs: Sequence[Path], hosts: Sequence[str] = LOOPBACK) -> Starlette:
+    """The viewer over `runs` (each checked to open read-only now, so a typo fails at once),
+    answering only requests whose Host header is one of `hosts` ("*": any)."""
     names = run_names(runs)
     for path in names.values():
         RunStore.open(path, readonly=True).close()
@@ -166,7 +173,10 @@ def create_app(runs: Sequence[Path]) -> Starlette:
             MagicoderDataError: run_error,
             Exception: server_error,
         },
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=_headers)],
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
+            Middleware(BaseHTTPMiddleware, dispatch=_headers),
+        ],
         lifespan=lifespan,
     )
 
