@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import time
 from collections.abc import Iterator
@@ -281,3 +282,20 @@ def test_after_a_timeout_or_a_death_the_next_check_runs_against_the_program_afre
     assert result.output.count("loaded") == 2  # run again in a fresh interpreter after hang()
     again = sandbox.run(program, [Check("die()"), Check("assert add(2, 2) == 4")])
     assert [o.status for o in again.outcomes] == ["error", "passed"], again
+
+
+def test_a_memory_limit_above_the_shells_own_is_one_line(tmp_path: Path):
+    """`ulimit -v` below --memory-mb: no job could start; say which limit, not 'cannot isolate'."""
+    data, out = tmp_path / "data.jsonl", tmp_path / "out.jsonl"
+    data.write_text('{"solution": "x = 1", "tests": "assert x == 1"}\n')
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    refused = run_cli("verify", "--input", data, "--output", out, preexec_fn=limited)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "ulimit -v" in refused.stderr and "--memory-mb" in refused.stderr, refused.stderr
+    assert not out.exists()
+    fits = run_cli("verify", "--input", data, "--output", out, "--memory-mb", "1024",
+                   preexec_fn=limited)  # fmt: skip
+    assert fits.returncode == 0 and "passed 1" in fits.stdout, fits.stderr

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import queue
+import resource
 import select
 import shutil
 import subprocess
@@ -147,6 +148,7 @@ class Sandbox:
         self._pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> Sandbox:
+        _check_memory(self.limits.memory)
         command = _command(self.unsafe)
         if self.unsafe:
             logging.getLogger("magicoder_data").warning(
@@ -322,6 +324,17 @@ class _Worker:
                     stream.close()
         self.process.wait()
         self.errors.close()
+
+
+def _check_memory(memory: int) -> None:
+    """SandboxError when this process may not give jobs `memory` (a `ulimit -v` below it):
+    every job would fail to start, and say only that."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY and hard < memory:
+        raise SandboxError(
+            f"jobs may use {memory >> 20:,} MiB (--memory-mb) but this shell's limit is "
+            f"{hard >> 20:,} MiB (ulimit -v {hard >> 10}): lower --memory-mb or raise the limit"
+        )
 
 
 def _environment() -> dict[str, str]:

@@ -472,6 +472,7 @@ def _job(job: dict, out_w: int, res_w: int, home: str) -> None:  # pragma: no co
         os.dup2(null, 0)
         os.dup2(out_w, 1)
         os.dup2(out_w, 2)
+        out_w = 1  # its own number may be closed next: a setup failure is said on stdout
         os.closerange(3, res_w)
         os.closerange(res_w + 1, 65536)
         os.chdir(home)
