@@ -193,6 +193,21 @@ def test_lintseq_on_a_run(tmp_path: Path):
     assert run_cli("dump", run, "lintseq", check=True).stdout == ""
 
 
+def test_lintseq_on_a_run_that_skipped_clean_counts_an_answer_without_code(tmp_path: Path):
+    """An answer with no code block stores no solution code; without `clean` it reaches
+    lintseq, which rejects it by reason (it once raised)."""
+    run = generated_run(
+        tmp_path / "run",
+        "python=3",
+        answer=lambda s: (
+            f"[Problem Description]\nWrite a function for seed {s}.\n\n[Solution]\nJust words.\n"
+        ),
+    )
+    result = run_cli("lintseq", run, "-s", "1", "--workers", "1")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "no_code 3" in result.stdout, result.stdout
+
+
 DELETED_STATES = [
     # (a state a deletion leaves, the message the fast linter must give)
     ("def f(items):\n    for item in items:\n        pos += 2\n    return pos\n", "'pos'"),

@@ -114,6 +114,8 @@ class LintJob(BatchJob[Any, Result]):
         return [self.one(p) for p in programs]
 
     def one(self, program: Lintable) -> Result:
+        if program.solution_code is None:  # an answer without a code block (clean skipped)
+            return [], "no_code"
         try:
             return edit_sequences(
                 program.solution_code, program.language, self.config, program.key
