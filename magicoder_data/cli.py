@@ -34,6 +34,7 @@ from .display import (
     show_status,
 )
 from .errors import ConfigError, InvalidOption, MagicoderDataError
+from .outputs import json_line
 from .pipeline import STAGES, display_settings, read_yaml, run_pipeline, run_stage
 from .stage import Report, Stage
 
@@ -407,7 +408,7 @@ def dump(
 def _write_jsonl(rows: Any, handle: TextIO) -> int:
     count = 0
     for row in rows:
-        handle.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")
+        handle.write(json_line(asdict(row)))
         count += 1
     return count
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .errors import ConfigError
 
@@ -207,3 +207,14 @@ def replacing_file(
     finally:
         if os.path.exists(name):
             os.unlink(name)
+
+
+def json_line(value: Any) -> str:
+    """One JSON line, in UTF-8 where it can be: a lone surrogate (`\\ud83d`, valid in JSON, not
+    in UTF-8) stays escaped as it came, instead of failing the whole output."""
+    line = json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(value, default=str)
+    return line + "\n"

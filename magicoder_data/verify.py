@@ -11,7 +11,6 @@ dataset with code and tests fields, one output row per input row.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +27,7 @@ from .errors import ConfigError
 from .execution.sandbox import STATUSES, Check, Job, Limits, Sandbox
 from .executors import BatchJob, Executor, ExecutorOptions
 from .languages import canonical
-from .outputs import replacing_file
+from .outputs import json_line, replacing_file
 from .readers import missing_field, open_dataset
 from .records import Drop
 from .stage import FileMode, Progress, Report, Stage, StageStatus
@@ -335,7 +334,7 @@ def run_file(config: VerifyOptions, files: FileOptions) -> str:
             for (_, row), verdict in zip(batches.popleft(), verdicts, strict=True):
                 counts[verdict.status] += 1
                 record = {**row, "verify_status": verdict.status, "verify_detail": verdict.detail}
-                out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                out.write(json_line(record))
     return f"{VerifyReport(counts, settings.sandbox).line()} -> {files.output}"
 
 

@@ -637,3 +637,23 @@ def test_workers_past_any_machine_are_one_line(run: Path, tmp_path: Path, words:
     result = run_cli(*given, "--workers", "100000", env=env)
     assert_user_error(result, 1, "--workers")
     assert snapshot(run) == before and not (tmp_path / "new").exists()
+
+
+def test_a_lone_surrogate_in_input_loses_no_work(tmp_path: Path):
+    r"""`\ud83d` alone is valid JSON but no UTF-8: the row is kept, escaped as it came, and every
+    other row's work is written (it once failed the whole output)."""
+    data = tmp_path / "data.jsonl"
+    data.write_text(
+        '{"problem": "Write \\ud83d a function", "solution": "x = 1  # \\ud83d",'
+        ' "tests": "assert x == 1"}\n'
+        '{"problem": "Add two numbers", "solution": "x = 1", "tests": "assert x == 1"}\n'
+    )
+    out = tmp_path / "out.jsonl"
+    verified = run_cli("verify", "--input", data, "--output", out)
+    assert verified.returncode == 0 and "Traceback" not in verified.stderr, verified.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["solution"] for r in rows] == ["x = 1  # \ud83d", "x = 1"]
+    assert rows[1]["verify_status"] == "passed"
+    audited = run_cli("audit", data, "--benchmarks", "humaneval", "--report", tmp_path / "r")
+    assert audited.returncode == 0 and "Traceback" not in audited.stderr, audited.stderr
+    assert "\\ud83d" in (tmp_path / "r" / "report.md").read_text()

@@ -223,7 +223,8 @@ def _write(
     lines = _summary(audits, items, scanner)
     for a in audits:
         lines += _section(a, items)
-    (report / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    # A lone surrogate in a sample (valid JSON, not UTF-8) is written as its escape.
+    (report / "report.md").write_text("\n".join(lines), "utf-8", "backslashreplace")
     by_id = {(item.benchmark, item.item_id): item for item in items}
     page = (
         environment()
@@ -240,7 +241,7 @@ def _write(
             style=render.style_sheet(),
         )
     )
-    (report / "report.html").write_text(page, encoding="utf-8")
+    (report / "report.html").write_text(page, "utf-8", "backslashreplace")
 
 
 def _summary(audits: list[DatasetAudit], items: list[BenchmarkItem], scanner: Scanner) -> list[str]:

@@ -26,7 +26,7 @@ from ..config import MAX_WORKERS, OPTIONS, build
 from ..errors import ConfigError
 from ..executors import BatchJob, Executor, ExecutorOptions
 from ..languages import canonical
-from ..outputs import replacing_file
+from ..outputs import json_line, replacing_file
 from ..readers import missing_field, open_dataset
 from ..records import Drop
 from ..stage import FileMode, Progress, Report, Stage, kept_sql
@@ -369,18 +369,14 @@ class _InputRows:
         provenance: dict[str, Any],
     ) -> str:
         """One output line: the row's instruction and program with one of its edit sequences."""
-        return (
-            json.dumps(
-                {
-                    "instruction": row[self.instruction_field],
-                    "program": row[self.code_field],
-                    "language": language,
-                    **sequence,
-                    **provenance,
-                },
-                ensure_ascii=False,
-            )
-            + "\n"
+        return json_line(
+            {
+                "instruction": row[self.instruction_field],
+                "program": row[self.code_field],
+                "language": language,
+                **sequence,
+                **provenance,
+            }
         )
 
 
