@@ -173,7 +173,13 @@ def _file_body(stage: Stage[Any, Any]) -> Callable[..., None]:
         if "output" not in files:
             raise ConfigError("--input needs --output FILE")
         assert stage.FileOptions is not None
-        say(stage.run_file(stage.config(given), build(stage.FileOptions, files)))
+        try:
+            say(stage.run_file(stage.config(given), build(stage.FileOptions, files)))
+        except KeyboardInterrupt:  # file mode writes its output whole, at the end
+            raise Interrupted(
+                f"interrupted; nothing was written to {files['output']} (file mode writes it "
+                "whole at the end): run the command again to start over"
+            ) from None
 
     return body
 

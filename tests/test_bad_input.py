@@ -657,3 +657,23 @@ def test_a_lone_surrogate_in_input_loses_no_work(tmp_path: Path):
     audited = run_cli("audit", data, "--benchmarks", "humaneval", "--report", tmp_path / "r")
     assert audited.returncode == 0 and "Traceback" not in audited.stderr, audited.stderr
     assert "\\ud83d" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_ctrl_c_in_file_mode_says_nothing_was_written(tmp_path: Path):
+    """File mode writes its output whole at the end: Ctrl-C there keeps nothing, and says so
+    (it once said stored work is kept)."""
+    data, out = tmp_path / "data.jsonl", tmp_path / "out.jsonl"
+    row = json.dumps({"solution": "import time\ntime.sleep(30)\n", "tests": "assert True"})
+    data.write_text((row + "\n") * 4)
+    command = [sys.executable, "-m", "magicoder_data", "verify", "--input", str(data)]
+    command += ["--output", str(out), "--timeout", "60"]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".out.jsonl.*.tmp")):  # the output being written
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 130, errors
+    assert "nothing was written to" in errors and "stored work is kept" not in errors, errors
+    assert "Traceback" not in errors and not out.exists()
