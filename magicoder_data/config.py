@@ -93,7 +93,12 @@ class GenerateConfig(StrictModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int = Field(2500, gt=0)
-    seed: int = Field(976, description="request seed of sample i is seed + i, as Magicoder did")
+    seed: int = Field(
+        976,
+        ge=-(2**31),
+        le=2**31 - 1,  # seed + i must stay a request seed providers and SQLite both take
+        description="request seed of sample i is seed + i, as Magicoder did",
+    )
     grammar: str | None = Field(None, description="GBNF constraint (llama.cpp servers)")
 
 

@@ -619,6 +619,16 @@ def test_only_stale_staging_folders_of_our_own_are_removed(run: Path, tmp_path: 
     assert backup.is_dir() and live.is_dir() and other.is_dir() and not dead.exists()
 
 
+def test_a_request_seed_past_any_provider_is_one_line(run: Path):
+    """Once accepted, then stored as seed + i past SQLite's integers: every rerun paid again."""
+    before = snapshot(run)
+    env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
+    for seed in ("9223372036854775807", "-9223372036854775809"):
+        result = run_cli("generate", run, "--model", "m", "--seed", seed, env=env)
+        assert_user_error(result, 1, "--seed")
+    assert snapshot(run) == before
+
+
 @pytest.mark.parametrize(
     "words",
     [
