@@ -113,9 +113,13 @@ class FakeBatchAPI(FakeOpenAI):
         delay: float = 0.5,
         batch_faults: dict[int, str] | None = None,
         create_latency: float = 0.0,
+        foreign: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        #: Output files lead with lines we never sent: ids that read as another seed's
+        #: ("seed-05", "seed-1_0") with other content, and a duplicate of a real line.
+        self.foreign = foreign
         self.delay = delay
         self.create_latency = create_latency
         self.batch_faults = batch_faults or {}
@@ -328,6 +332,8 @@ class FakeBatchAPI(FakeOpenAI):
                         "error": None,
                     }
                 )
+        if self.foreign and output:
+            output = _foreign(output) + output
         batch.output_file_id = self._write(batch, "output", output)
         batch.error_file_id = self._write(batch, "errors", errors)
         batch.counts["completed"] = len(output)
@@ -356,6 +362,20 @@ class FakeBatchAPI(FakeOpenAI):
         )
         self.files[made.id] = made
         return made.id
+
+
+def _foreign(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Lines no request asked for: each real id written with a leading zero and with an
+    underscore (both int() to a seed id), answered FOREIGN, and the first line twice."""
+    forged = []
+    for row in output:
+        number = row["custom_id"].removeprefix("seed-")
+        for custom_id in (f"seed-0{number}", f"seed-{number[:1]}_{number[1:] or '0'}"):
+            copy = json.loads(json.dumps(row))
+            copy["custom_id"] = custom_id
+            copy["response"]["body"]["choices"][0]["message"]["content"] = "FOREIGN"
+            forged.append(copy)
+    return [*forged, output[0]]
 
 
 def _expired(custom_id: str) -> dict[str, Any]:

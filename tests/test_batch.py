@@ -122,6 +122,21 @@ def test_batch_stores_what_online_stores_at_half_the_price(seeded: Path, tmp_pat
     assert "24 of 24 answers through the Batch API, at 50% of the listed price" in card
 
 
+def test_lines_with_ids_never_sent_or_twice_are_not_stored_or_counted(seeded: Path):
+    """ "seed-05" and "seed-1_0" once overwrote seeds 5 and 10; a duplicate line cost twice."""
+    with FakeBatchAPI(delay=0.2, api_key=KEY, foreign=True) as api:
+        result = batch(seeded, api, "--batch-size", "10")
+        assert result.returncode == 0, result.stderr
+    stored = samples(seeded)
+    assert len(stored) == SEEDS
+    assert not any("FOREIGN" in (sample["solution"] or "") for sample in stored.values())
+    assert all(sample["attempts"] == 1 for sample in stored.values())
+    status = json.loads(run_cli("status", seeded, "--json", check=True).stdout)
+    generate = status["stages"]["generate"]
+    spent = sum(sample["cost_usd"] for sample in stored.values())
+    assert sum(b["cost_usd"] for b in generate["batches"]) == pytest.approx(spent, abs=1e-9)
+
+
 def test_only_failed_and_expired_lines_go_out_again(seeded: Path):
     faults = {
         BASE + 1: ["500"],  # retried, then answered

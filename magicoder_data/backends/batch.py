@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -567,8 +568,12 @@ class _BatchRun:
             if file_id is not None:
                 lines = self.api.lines(f"download a batch {what} file", file_id)
                 for chunk in _chunks(_parse(lines), CHUNK):
-                    self._store(key, [line for line in chunk if line.seed_id in unanswered])
-                    unanswered.difference_update(line.seed_id for line in chunk)
+                    fresh = []  # one answer per id this batch still owes: no id twice
+                    for line in chunk:
+                        if line.seed_id in unanswered:
+                            unanswered.discard(line.seed_id)
+                            fresh.append(line)
+                    self._store(key, fresh)
         # Requests with no line: a batch that failed or was cancelled never ran them (no try);
         # any other batch owes them an answer, so they count as a failed try.
         ran = row.status in ("completed", "expired")
@@ -648,6 +653,10 @@ def _retryable_status(status: int) -> bool:
     return status >= 500 or status in (408, 409, 429)
 
 
+#: The ids requests are sent with (`seed-{id}`), exactly as written: no other spelling.
+CUSTOM_ID = re.compile(r"seed-(0|[1-9][0-9]*)")
+
+
 def _parse(lines: Iterable[str]) -> Iterator[_Line]:
     """Each line of an output or error file as the answer, or failure, of its seed."""
     for raw in lines:
@@ -655,9 +664,12 @@ def _parse(lines: Iterable[str]) -> Iterator[_Line]:
             continue
         try:
             data = json.loads(raw)
-            seed_id = int(str(data["custom_id"]).removeprefix("seed-"))
+            named = CUSTOM_ID.fullmatch(data["custom_id"])
+            if named is None:  # "seed-05" or "seed-1_0" int() to ids we sent: we sent neither
+                raise ValueError(data["custom_id"])
+            seed_id = int(named.group(1))
         except (ValueError, KeyError, TypeError):
-            log.warning("skipping a batch line that names no seed: %.80r", raw)
+            log.warning("skipping a batch line that names no seed we sent: %.80r", raw)
             continue
         response, error = data.get("response"), data.get("error")
         text = raw
