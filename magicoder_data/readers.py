@@ -186,6 +186,10 @@ def _jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
                     f"cannot read {path}: line {number} is not valid JSON "
                     f"({exc.msg} at column {exc.colno})"
                 ) from None
+            except RecursionError:
+                raise SourceError(
+                    f"cannot read {path}: line {number} is nested too deeply"
+                ) from None
             if not isinstance(row, dict):
                 raise SourceError(
                     f"cannot read {path}: line {number} is {json_kind(row)}, not a JSON object; "
@@ -203,6 +207,8 @@ def _json_rows(path: Path) -> Iterator[dict[str, Any]]:
                 f"cannot read {path}: not valid JSON at line {exc.lineno} "
                 f"({exc.msg} at column {exc.colno})"
             ) from None
+        except RecursionError:
+            raise SourceError(f"cannot read {path}: it is nested too deeply") from None
     if isinstance(data, list):
         entries: Iterable[tuple[Any, Any]] = enumerate(data)
     elif isinstance(data, dict):

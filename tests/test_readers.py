@@ -103,6 +103,7 @@ def test_a_local_benchmark_copy_streams_in_parquet(tmp_path: Path):
         ('"text"', "line 5 is a string, not a JSON object"),
         ("null", "line 5 is null, not a JSON object"),
         ('{"a": 1', "line 5 is not valid JSON (Expecting ',' delimiter at column 8)"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "line 5 is nested too deeply"),
     ],
 )
 def test_bad_lines_are_named(tmp_path: Path, line, message):
@@ -119,6 +120,8 @@ def test_bad_json_files_are_named(tmp_path: Path):
         list(read_rows(write_lines(tmp_path / "b.json", '[{"a": 1}, 2]')))
     with pytest.raises(SourceError, match="holds a number; give a list of row objects"):
         list(read_rows(write_lines(tmp_path / "c.json", "3")))
+    with pytest.raises(SourceError, match="it is nested too deeply"):
+        list(read_rows(write_lines(tmp_path / "deep.json", "[" * 100_000 + "]" * 100_000)))
     with pytest.raises(SourceError, match=r"give a \.jsonl, \.jsonl\.gz, \.json or \.parquet"):
         list(read_rows(write_lines(tmp_path / "d.csv", "a,b")))
     (tmp_path / "e.parquet").write_bytes(b"garbage")
