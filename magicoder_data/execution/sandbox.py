@@ -38,9 +38,11 @@ from typing import IO, Any, Literal
 from ..errors import SandboxError
 from .harness import FAST_AFTER
 from .worker import BOOT
+from .worker import STATUSES as REPORTED
 
 Status = Literal["passed", "failed", "error", "timeout", "memory", "no_tests"]
-STATUSES: tuple[Status, ...] = ("passed", "failed", "error", "timeout", "memory", "no_tests")
+#: What a check's outcome can be: the statuses the worker accepts from a job's report.
+STATUSES: tuple[Status, ...] = REPORTED  # type: ignore[assignment]
 UNSAFE_FLAG = "--unsafe-no-sandbox"
 INSTALL = "install bubblewrap (apt install bubblewrap)"
 #: System folders bound read-only into the sandbox (when they exist), besides Python's own.
